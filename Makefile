@@ -1,0 +1,50 @@
+# todo-host: the two commands first.
+#   make run    everything up on this machine (PostgreSQL under .data/, all bundles on :8080)
+#   make test   C tests, Lua specs against a real PostgreSQL, then the same under ASan+UBSan
+.PHONY: run test build build-asan test-fast test-asan bench lint format clean bootstrap
+
+BUILD ?= build
+BUILD_ASAN ?= build-asan
+GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+JOBS ?= 2
+
+bootstrap:
+	@scripts/bootstrap
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+$(BUILD_ASAN)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_ASAN) $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug -DTH_SANITIZE=ON >/dev/null
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: $(BUILD_ASAN)/CMakeCache.txt
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+
+run: bootstrap build
+	@scripts/run
+
+test: bootstrap build build-asan
+	@scripts/test $(BUILD) $(BUILD_ASAN)
+
+# Only the regular build's suites (quicker while developing).
+test-fast: bootstrap build
+	@scripts/test $(BUILD)
+
+test-asan: bootstrap build-asan
+	@scripts/test $(BUILD_ASAN)
+
+bench: bootstrap build
+	@scripts/bench $(BUILD)
+
+lint:
+	luacheck -q core/lua lua services spec bench
+	clang-format --dry-run --Werror core/src/*.[ch] core/tests/*.[ch]
+
+format:
+	clang-format -i core/src/*.[ch] core/tests/*.[ch]
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -1,0 +1,216 @@
+--- PostgreSQL access for bundles: pooled, non-blocking, parameterised queries.
+--
+-- Every query takes its values as `$1`, `$2` ... parameters; there is no way to
+-- splice a value into SQL text. A query waits without blocking the loop: the
+-- calling coroutine yields until the answer arrives.
+--
+-- Results are arrays of rows (column name -> value), typed by column type:
+-- int2/int4/int8/oid -> integer; float4/float8 -> float; numeric -> integer when
+-- integral and it fits, else float; bool -> boolean; json/jsonb -> decoded
+-- (arrays marked as JSON arrays); timestamptz -> RFC 3339 UTC string ending in
+-- "Z" with the fraction PostgreSQL prints (trailing zeros dropped, e.g.
+-- "2026-11-25T18:37:20.1234Z", no fraction when zero); one-dimensional (or
+-- nested) arrays of those types -> Lua arrays; date, timestamp, text, uuid and
+-- everything else -> string; SQL NULL -> `pg.null` (never nil, never false).
+--
+-- Failures return `nil, message, sqlstate` (e.g. `nil, "duplicate key value
+-- violates unique constraint \"t_pkey\"", "23505"`); "pool timeout" has no
+-- sqlstate; a connection that died answers `nil, "connection lost", "08006"`
+-- once and is replaced. Wrong arguments raise.
+-- @module pg
+
+local core = require "pg.core"
+local json = require "json"
+
+local pg = {}
+
+--- The SQL NULL value (the same value as `json.null`).
+pg.null = core.null
+
+local NULL = core.null
+local select, type, getmetatable, setmetatable = select, type, getmetatable, setmetatable
+local tostring, format = tostring, string.format
+local concat, pack, unpack = table.concat, table.pack, table.unpack
+local running = coroutine.running
+
+--- Whether a value is SQL NULL (`pg.null`).
+-- @param v any value
+-- @treturn boolean
+function pg.is_null(v)
+  return v == NULL
+end
+
+local array_mt = { __name = "pg.array" }
+
+local function literal(t, depth)
+  if depth > 6 then error("pg.array: nested too deeply", depth + 2) end
+  local out = {}
+  for i = 1, #t do
+    local v = t[i]
+    local tv = type(v)
+    if v == NULL then
+      out[i] = "NULL"
+    elseif tv == "string" then
+      out[i] = '"' .. v:gsub('[\\"]', "\\%0") .. '"'
+    elseif tv == "boolean" then
+      out[i] = v and "t" or "f"
+    elseif math.type(v) == "integer" then
+      out[i] = tostring(v)
+    elseif tv == "number" then
+      out[i] = v ~= v and "NaN" or v == math.huge and "Infinity" or v == -math.huge and "-Infinity"
+        or format("%.17g", v)
+    elseif tv == "table" then
+      out[i] = literal(v, depth + 1)
+    else
+      error("pg.array: element " .. i .. " is a " .. tv, depth + 2)
+    end
+  end
+  return "{" .. concat(out, ",") .. "}"
+end
+
+--- Mark a Lua array as a PostgreSQL array parameter.
+-- Elements may be strings, numbers, booleans, `pg.null` or nested arrays; strings
+-- are always quoted, so commas, braces, quotes, backslashes and the word NULL
+-- are plain data. Use with a cast when the type is not implied:
+-- `pg.query("SELECT $1::text[] AS tags", pg.array{"a", "b"})`.
+-- The table is copied, not modified.
+-- @tparam table t a sequence
+-- @treturn table the parameter value
+function pg.array(t)
+  if type(t) ~= "table" then error("pg.array: table expected, got " .. type(t), 2) end
+  return setmetatable({ literal = literal(t, 1) }, array_mt)
+end
+
+-- Turn table parameters into text: pg.array -> array literal, other tables -> JSON.
+local function encode_params(...)
+  local n = select("#", ...)
+  for i = 1, n do
+    if type((select(i, ...))) == "table" then
+      local args = pack(...)
+      for j = i, n do
+        local v = args[j]
+        if type(v) == "table" then
+          if getmetatable(v) == array_mt then
+            args[j] = v.literal
+          else
+            args[j] = json.encode(v)
+          end
+        end
+      end
+      return unpack(args, 1, n)
+    end
+  end
+  return ...
+end
+
+local function run(conn, sql, ...)
+  local ok, err, state = conn:query(sql, encode_params(...))
+  if not ok then return nil, err, state end
+  return conn:rows()
+end
+
+-- Coroutines inside pg.tx -> number of open transactions (for the deadlock check).
+local open_tx = setmetatable({}, { __mode = "k" })
+
+--- Run one query on a pooled connection.
+-- Parameters: nil or `pg.null` -> NULL; booleans; integers; floats (17
+-- significant digits); strings; `pg.array(t)`; any other table -> JSON text
+-- (cast it: `$1::jsonb`).
+-- Inside `pg.tx` this uses a different connection, outside the transaction;
+-- when that would wait for the transaction's own connection (pool exhausted by
+-- this coroutine) it raises instead of deadlocking: use `tx:query`.
+-- @tparam string sql SQL with `$n` placeholders
+-- @param ... parameters
+-- @treturn[1] table rows (array of column name -> value tables)
+-- @treturn[1] ?integer rows affected (nil for commands without a count)
+-- @treturn[2] nil
+-- @treturn[2] string error message
+-- @treturn[2] ?string SQLSTATE
+function pg.query(sql, ...)
+  if type(sql) ~= "string" then error("pg.query: sql must be a string", 2) end
+  local mine = open_tx[running()]
+  if mine then
+    local st = core.stats()
+    if st.idle == 0 and mine >= st.size then
+      error("pg.query inside pg.tx would wait for the transaction's own connection"
+        .. " (pool size " .. st.size .. "); use tx:query", 2)
+    end
+  end
+  local conn, err, state = core.acquire()
+  if not conn then return nil, err, state end
+  local c <close> = conn
+  return run(c, sql, ...)
+end
+
+local tx_methods = {}
+local tx_mt = { __index = tx_methods, __name = "pg.tx" }
+
+--- Run a query inside the transaction. Same contract as `pg.query`. After an
+-- error the transaction is aborted: later calls return that error again
+-- without contacting the server, and `pg.tx` rolls back.
+-- @tparam string sql SQL with `$n` placeholders
+-- @param ... parameters
+-- @return rows, affected | nil, message, sqlstate
+function tx_methods:query(sql, ...)
+  if getmetatable(self) ~= tx_mt then error("tx:query: call it with ':'", 2) end
+  if type(sql) ~= "string" then error("tx:query: sql must be a string", 2) end
+  if self.finished then error("tx:query: the transaction is already finished", 2) end
+  if self.err then return nil, self.err, self.sqlstate end
+  local rows, a, b = run(self.conn, sql, ...)
+  if rows == nil then self.err, self.sqlstate = a, b end
+  return rows, a, b
+end
+
+local function rollback(conn)
+  -- A failed ROLLBACK leaves the connection outside idle: release drops it.
+  run(conn, "ROLLBACK")
+end
+
+--- Run `fn(tx)` inside a transaction on one connection.
+-- Commits when fn returns normally, and returns fn's results.
+-- Rolls back and re-raises when fn raises.
+-- Rolls back and returns fn's results when fn returns nil or false followed
+-- by an error value (`return nil, "not found"`), or when one of its queries
+-- failed (then returns `nil, message, sqlstate` of that failure).
+-- A failed BEGIN or COMMIT returns `nil, message, sqlstate`.
+-- @tparam function fn receives the transaction object `tx`
+-- @return fn's results | nil, message, sqlstate
+function pg.tx(fn)
+  if type(fn) ~= "function" then error("pg.tx: function expected, got " .. type(fn), 2) end
+  local conn, err, state = core.acquire()
+  if not conn then return nil, err, state end
+  local c <close> = conn
+  local ok, e, s = run(c, "BEGIN")
+  if not ok then return nil, e, s end
+  local tx = setmetatable({ conn = c }, tx_mt)
+  local co = running()
+  open_tx[co] = (open_tx[co] or 0) + 1
+  local res = pack(pcall(fn, tx))
+  local left = open_tx[co] - 1
+  open_tx[co] = left > 0 and left or nil
+  tx.finished = true
+  if not res[1] then
+    rollback(c)
+    error(res[2], 0)
+  end
+  if not res[2] and res.n >= 3 and res[3] ~= nil then
+    rollback(c)
+    return unpack(res, 2, res.n)
+  end
+  if tx.err then
+    -- COMMIT of an aborted transaction only rolls back: report the failure.
+    rollback(c)
+    return nil, tx.err, tx.sqlstate
+  end
+  ok, e, s = run(c, "COMMIT")
+  if not ok then return nil, e, s end
+  return unpack(res, 2, res.n)
+end
+
+--- Pool gauges of this worker.
+-- @treturn table `{in_use=, idle=, waiting=, size=, connecting=}`
+function pg.stats()
+  return core.stats()
+end
+
+return pg

@@ -1,0 +1,424 @@
+/* main.c: the todo-host command line and process model.
+ *
+ *   todo-host run [flags] BUNDLE_DIR...     serve bundles (master + workers)
+ *   todo-host migrate BUNDLE_DIR...         apply the bundles' SQL migrations
+ *   todo-host script FILE [ARGS...]         run a Lua file with the primitives
+ *   todo-host token --sub USER [--ttl N]    print a development HS256 token
+ *
+ * With WORKERS > 1 the master forks that many workers, each with its own loop
+ * and Lua states, all listening on the port with SO_REUSEPORT; the master only
+ * forwards signals and replaces workers that die. main.c owns the loop of each
+ * process and the shutdown order: stop listening, drain, close the database
+ * pool, retire the Lua states, close the remaining handles, close the loop.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "http.h"
+#include "watch.h"
+
+int th_migrate(const char *database_url, char **bundle_dirs, int n_bundles);
+char *th_jwt_mint_hs256(const char *secret, const char *sub, long ttl_seconds, const char *issuer,
+                        const char *audience);
+void th_pg_shutdown(void);
+
+static char **bundle_dirs;
+static int n_bundles;
+static uv_signal_t sig_term, sig_int, sig_hup;
+static uv_timer_t drain_timer;
+static int shutting_down;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "todo-host %s: a libuv/Lua runtime for service bundles\n\n"
+          "usage:\n"
+          "  todo-host run [--watch] [--port N] [--workers N] BUNDLE_DIR...\n"
+          "  todo-host migrate BUNDLE_DIR...\n"
+          "  todo-host script FILE [ARGS...]\n"
+          "  todo-host token --sub USER [--ttl SECONDS]\n"
+          "  todo-host --help | --version\n\n"
+          "settings (environment; the flag of the same name wins):\n"
+          "  PORT (8080)  HOST (0.0.0.0)  WORKERS (CPU count)  DATABASE_URL  LOG_LEVEL (info)\n"
+          "  MAX_BODY_BYTES (1048576)  MAX_HEADER_BYTES (16384)  HEADER_TIMEOUT_MS (10000)\n"
+          "  BODY_TIMEOUT_MS (30000)  KEEPALIVE_TIMEOUT_MS (60000)  MAX_CONNECTIONS (10000)\n"
+          "  DRAIN_TIMEOUT_MS (20000)  CPU_BUDGET_MS (1000)  BUNDLE_MEMORY_MB (256)  ACCESS_LOG (on)\n"
+          "  TODO_LUA_ROOT (the shared lua/ directory; found next to the bundles by default)\n",
+          TH_VERSION);
+}
+
+/* lua/ beside services/: <bundle>/../../lua, else the installed share dir. */
+static void find_lua_root(const char *first_bundle) {
+  const char *env = getenv("TODO_LUA_ROOT");
+  char path[PATH_MAX], real[PATH_MAX];
+  struct stat st;
+  if (env && *env) {
+    th_set_lua_root(env);
+    return;
+  }
+  if (first_bundle) {
+    snprintf(path, sizeof path, "%s/../../lua", first_bundle);
+    if (realpath(path, real) && stat(real, &st) == 0 && S_ISDIR(st.st_mode)) {
+      th_set_lua_root(real);
+      return;
+    }
+  }
+  if (getcwd(path, sizeof path)) {
+    strncat(path, "/lua", sizeof path - strlen(path) - 1);
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+      th_set_lua_root(path);
+      return;
+    }
+  }
+  th_set_lua_root(TH_SHARE_DIR "/lua");
+}
+
+/* ---- worker ------------------------------------------------------------ */
+
+static void close_walk(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void finish_shutdown(void) {
+  uv_timer_stop(&drain_timer);
+  th_pg_shutdown();
+  th_server_set_generation(NULL);
+  th_watch_stop();
+  th_log(NULL, "info", "stopped");
+  th_log_detach_loop();
+  uv_close((uv_handle_t *)&sig_term, NULL);
+  uv_close((uv_handle_t *)&sig_int, NULL);
+  uv_close((uv_handle_t *)&sig_hup, NULL);
+  uv_close((uv_handle_t *)&drain_timer, NULL);
+}
+
+static void on_drain_timeout(uv_timer_t *t) {
+  (void)t;
+  th_log(NULL, "warn", "drain timeout: %d connections still open, closing them",
+         th_server_active_connections());
+  th_log_flush();
+  /* In-flight handlers cannot be finished safely from here; leave at once. */
+  _exit(0);
+}
+
+static void begin_shutdown(void) {
+  if (shutting_down) return;
+  shutting_down = 1;
+  th_log(NULL, "info", "draining: %d connections open", th_server_active_connections());
+  if (th_cfg.drain_timeout_ms > 0)
+    uv_timer_start(&drain_timer, on_drain_timeout, (uint64_t)th_cfg.drain_timeout_ms, 0);
+  th_server_drain(finish_shutdown);
+}
+
+static void reload(void) {
+  th_generation *g = th_generation_load(bundle_dirs, n_bundles);
+  if (!g) {
+    th_log(NULL, "error", "reload failed; still serving the previous bundles");
+    return;
+  }
+  th_server_set_generation(g);
+  th_log(NULL, "info", "reloaded %d bundles", n_bundles);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  (void)h;
+  if (signum == SIGHUP) {
+    if (!shutting_down) reload();
+    return;
+  }
+  begin_shutdown();
+}
+
+static int worker_main(void) {
+  th_loop_init();
+  th_log_set_level(th_cfg.log_level);
+  th_log_attach_loop();
+  th_generation *g = th_generation_load(bundle_dirs, n_bundles);
+  if (!g) return 2;
+  int rc = th_server_listen(th_cfg.host, th_cfg.port, 1);
+  if (rc < 0) {
+    fprintf(stderr, "todo-host: cannot listen on %s:%d: %s\n", th_cfg.host, th_cfg.port, uv_strerror(rc));
+    return 2;
+  }
+  th_server_set_generation(g);
+  uv_signal_init(th_loop(), &sig_term);
+  uv_signal_init(th_loop(), &sig_int);
+  uv_signal_init(th_loop(), &sig_hup);
+  uv_signal_start(&sig_term, on_signal, SIGTERM);
+  uv_signal_start(&sig_int, on_signal, SIGINT);
+  uv_signal_start(&sig_hup, on_signal, SIGHUP);
+  uv_timer_init(th_loop(), &drain_timer);
+  if (th_cfg.watch) th_watch_start(bundle_dirs, n_bundles, th_lua_root(), reload);
+  th_log(NULL, "info", "listening on http://%s:%d with %d bundles", th_cfg.host, th_cfg.port, n_bundles);
+  uv_run(th_loop(), UV_RUN_DEFAULT);
+  uv_walk(th_loop(), close_walk, NULL);
+  uv_run(th_loop(), UV_RUN_DEFAULT);
+  rc = uv_loop_close(th_loop());
+  th_log_flush();
+  if (rc != 0) {
+    fprintf(stderr, "todo-host: loop did not close cleanly: %s\n", uv_strerror(rc));
+    return 1;
+  }
+  return 0;
+}
+
+/* ---- master ------------------------------------------------------------ */
+
+static pid_t spawn_worker(sigset_t *old) {
+  pid_t pid = fork();
+  if (pid < 0) {
+    perror("todo-host: fork");
+    return -1;
+  }
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    sigprocmask(SIG_SETMASK, old, NULL);
+    _exit(worker_main());
+  }
+  return pid;
+}
+
+static int master_main(void) {
+  int n = th_cfg.workers;
+  pid_t *pids = calloc((size_t)n, sizeof(pid_t));
+  time_t *started = calloc((size_t)n, sizeof(time_t));
+  if (!pids || !started) abort();
+  sigset_t set, old;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &set, &old);
+  for (int i = 0; i < n; i++) {
+    pids[i] = spawn_worker(&old);
+    started[i] = time(NULL);
+  }
+  int stopping = 0, alive = n, exit_code = 0, quick_deaths = 0;
+  while (alive > 0) {
+    siginfo_t info;
+    int sig = sigwaitinfo(&set, &info);
+    if (sig < 0) continue;
+    if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+      if (sig != SIGHUP) stopping = 1;
+      for (int i = 0; i < n; i++)
+        if (pids[i] > 0) kill(pids[i], sig == SIGHUP ? SIGHUP : SIGTERM);
+      continue;
+    }
+    /* SIGCHLD: reap every child that ended. */
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      for (int i = 0; i < n; i++) {
+        if (pids[i] != pid) continue;
+        int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        pids[i] = 0;
+        alive--;
+        if (stopping) {
+          if (code != 0) exit_code = code;
+          break;
+        }
+        if (code == 2 || ++quick_deaths > 5 * n) {
+          /* A start-up failure (bad bundle, port taken) will not heal itself. */
+          fprintf(stderr, "todo-host: worker %d exited with %d; stopping\n", (int)pid, code);
+          stopping = 1;
+          exit_code = code ? code : 1;
+          for (int k = 0; k < n; k++)
+            if (pids[k] > 0) kill(pids[k], SIGTERM);
+          break;
+        }
+        th_log(NULL, "error", "worker %d exited with %d; starting another", (int)pid, code);
+        if (time(NULL) - started[i] > 10) quick_deaths = 0;
+        pids[i] = spawn_worker(&old);
+        started[i] = time(NULL);
+        if (pids[i] > 0) alive++;
+        break;
+      }
+    }
+  }
+  free(pids);
+  free(started);
+  return exit_code;
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+static int parse_run_args(int argc, char **argv, int first) {
+  bundle_dirs = calloc((size_t)argc, sizeof(char *));
+  if (!bundle_dirs) abort();
+  for (int i = first; i < argc; i++) {
+    int used = th_config_flag(argc, argv, i);
+    if (used < 0) return -1;
+    if (used > 0) {
+      i += used - 1;
+      continue;
+    }
+    if (argv[i][0] == '-' && argv[i][1] == '-') {
+      fprintf(stderr, "todo-host: unknown flag %s (see todo-host --help)\n", argv[i]);
+      return -1;
+    }
+    bundle_dirs[n_bundles++] = argv[i];
+  }
+  if (n_bundles == 0) {
+    fprintf(stderr, "todo-host: name at least one bundle directory (e.g. services/api)\n");
+    return -1;
+  }
+  return 0;
+}
+
+static int cmd_run(int argc, char **argv) {
+  if (parse_run_args(argc, argv, 2) < 0) return 2;
+  if (th_cfg.port == 0 && th_cfg.workers > 1) {
+    fprintf(stderr, "todo-host: PORT=0 needs WORKERS=1 (each worker would pick its own port)\n");
+    return 2;
+  }
+  find_lua_root(bundle_dirs[0]);
+  th_log_set_level(th_cfg.log_level);
+  if (getenv("AUTH_DEV_SECRET"))
+    th_log(NULL, "warn", "AUTH_DEV_SECRET is set: development HS256 tokens are accepted");
+  /* Load every bundle once before forking so a broken manifest stops start-up
+   * with one line, not one line per worker. */
+  th_loop_init();
+  th_generation *g = th_generation_load(bundle_dirs, n_bundles);
+  if (!g) return 2;
+  th_generation_retire(g);
+  uv_loop_close(th_loop());
+  if (th_cfg.workers == 1) return worker_main();
+  return master_main();
+}
+
+static int cmd_migrate(int argc, char **argv) {
+  if (parse_run_args(argc, argv, 2) < 0) return 2;
+  const char *url = th_cfg.database_url;
+  if (!url) {
+    fprintf(stderr, "todo-host: migrate needs DATABASE_URL\n");
+    return 2;
+  }
+  return th_migrate(url, bundle_dirs, n_bundles) == 0 ? 0 : 1;
+}
+
+static int script_status = 0;
+static int script_done = 0;
+
+static void on_script_done(th_ctx *ctx, int status, int nres) {
+  (void)nres;
+  if (status != LUA_OK) {
+    fprintf(stderr, "todo-host: %s\n", lua_tostring(ctx->co, -1));
+    script_status = 1;
+  }
+  script_done = 1;
+  th_ctx_release(ctx);
+  th_pg_shutdown();
+}
+
+static int cmd_script(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "todo-host: script needs a FILE\n");
+    return 2;
+  }
+  find_lua_root(NULL);
+  th_log_set_level(th_cfg.log_level);
+  th_loop_init();
+  th_log_attach_loop();
+  char err[512];
+  th_state *s = th_state_new(TH_STATE_SCRIPT, NULL, 0, err, sizeof err);
+  if (!s) {
+    fprintf(stderr, "todo-host: %s\n", err);
+    return 2;
+  }
+  lua_State *L = s->L;
+  lua_createtable(L, argc, 1);
+  for (int i = 2; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - 2);
+  }
+  lua_setglobal(L, "arg");
+  th_ctx *ctx = th_ctx_new(s, TH_CTX_SCRIPT);
+  ctx->done = on_script_done;
+  if (luaL_loadfile(ctx->co, argv[2]) != LUA_OK) {
+    fprintf(stderr, "todo-host: %s\n", lua_tostring(ctx->co, -1));
+    return 2;
+  }
+  for (int i = 3; i < argc; i++) lua_pushstring(ctx->co, argv[i]);
+  th_ctx_start(ctx, argc - 3);
+  uv_run(th_loop(), UV_RUN_DEFAULT);
+  if (!script_done) {
+    fprintf(stderr, "todo-host: the script is waiting on something that will never answer\n");
+    script_status = 1;
+  }
+  th_log_detach_loop();
+  uv_walk(th_loop(), close_walk, NULL);
+  uv_run(th_loop(), UV_RUN_DEFAULT);
+  th_state_free(s);
+  uv_loop_close(th_loop());
+  return script_status;
+}
+
+static int cmd_token(int argc, char **argv) {
+  const char *sub = NULL;
+  long ttl = 3600;
+  for (int i = 2; i < argc; i++) {
+    if (!strcmp(argv[i], "--sub") && i + 1 < argc) {
+      sub = argv[++i];
+    } else if (!strcmp(argv[i], "--ttl") && i + 1 < argc) {
+      char *end;
+      ttl = strtol(argv[++i], &end, 10);
+      if (*end || ttl <= 0) {
+        fprintf(stderr, "todo-host: --ttl expects a positive number of seconds\n");
+        return 2;
+      }
+    } else {
+      fprintf(stderr, "todo-host: token: unexpected argument %s\n", argv[i]);
+      return 2;
+    }
+  }
+  const char *secret = getenv("AUTH_DEV_SECRET");
+  if (!sub || !*sub) {
+    fprintf(stderr, "todo-host: token needs --sub USER\n");
+    return 2;
+  }
+  if (!secret || !*secret) {
+    fprintf(stderr, "todo-host: token needs AUTH_DEV_SECRET (development tokens only)\n");
+    return 2;
+  }
+  char *tok = th_jwt_mint_hs256(secret, sub, ttl, getenv("AUTH_ISSUER"), getenv("AUTH_AUDIENCE"));
+  if (!tok) {
+    fprintf(stderr, "todo-host: could not make a token\n");
+    return 1;
+  }
+  printf("%s\n", tok);
+  free(tok);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  atexit(th_log_flush);
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("todo-host %s\n", TH_VERSION);
+    return 0;
+  }
+  if (th_config_from_env() < 0) return 2;
+  signal(SIGPIPE, SIG_IGN);
+  if (!strcmp(argv[1], "run")) return cmd_run(argc, argv);
+  if (!strcmp(argv[1], "migrate")) return cmd_migrate(argc, argv);
+  if (!strcmp(argv[1], "script")) return cmd_script(argc, argv);
+  if (!strcmp(argv[1], "token")) return cmd_token(argc, argv);
+  fprintf(stderr, "todo-host: unknown command '%s' (see todo-host --help)\n", argv[1]);
+  return 2;
+}

@@ -1,0 +1,22 @@
+/* primitives.h: every Lua module the host provides from C, and the one table that
+ * registers them in package.preload of each bundle state (primitives.c).
+ * A primitive with a Lua facade registers its C part as "<name>.core"; the
+ * facade core/lua/<name>.lua is embedded in the binary (embedded_lua.c). */
+#ifndef TH_PRIMITIVES_H
+#define TH_PRIMITIVES_H
+
+#include <lua.h>
+
+int luaopen_th_json(lua_State *L);    /* "json"      prim_json.c   */
+int luaopen_th_timer(lua_State *L);   /* "timer"     prim_timer.c  */
+int luaopen_th_log(lua_State *L);     /* "log"       prim_log.c    */
+int luaopen_th_pg_core(lua_State *L); /* "pg.core"   prim_pg.c     */
+int luaopen_th_crypto(lua_State *L);  /* "crypto"    prim_crypto.c */
+int luaopen_th_jwt(lua_State *L);     /* "jwt"       prim_jwt.c    */
+int luaopen_th_http_core(lua_State *L); /* "http.core" prim_http.c */
+int luaopen_th_tz(lua_State *L);      /* "tz"        prim_tz.c     */
+
+/* Register every primitive and embedded facade in package.preload of L. */
+void th_primitives_preload(lua_State *L);
+
+#endif
