@@ -23,10 +23,22 @@ M.sh_quote = sh_quote
 
 --- Run a shell command; returns its stdout (trimmed) and whether it succeeded.
 function M.sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1", "r"))
+  local p = assert(io.popen("(" .. cmd .. ") 2>&1", "r"))
   local out = p:read("a")
   local ok = p:close()
   return (out:gsub("%s+$", "")), ok
+end
+
+--- Call fn until it returns a truthy value or `timeout` seconds pass; returns
+-- its last result. For effects that land asynchronously (log lines, events).
+function M.eventually(fn, timeout)
+  local deadline = socket.gettime() + (timeout or 5)
+  repeat
+    local v = fn()
+    if v then return v end
+    M.sleep(0.05)
+  until socket.gettime() > deadline
+  return fn()
 end
 
 --- Sleep without blocking other work (host timer).

@@ -96,6 +96,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
   uint64_t t = now_ns();
   uint64_t budget = (uint64_t)th_cfg.cpu_budget_ms * 1000000u;
   if (ctx) {
+    if (ctx->kind == TH_CTX_SCRIPT) return; /* scripts (tests, tools) run unbounded */
     if (ctx->cpu_used_ns + (t - ctx->slice_start_ns) > budget)
       luaL_error(L, "CPU budget of %d ms exceeded", th_cfg.cpu_budget_ms);
     return;
@@ -109,13 +110,6 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
 }
 
 /* ---- states ------------------------------------------------------------ */
-
-static int traceback_handler(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (!msg) msg = luaL_tolstring(L, 1, NULL);
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
 
 static void open_lib(lua_State *L, const char *name, lua_CFunction f) {
   luaL_requiref(L, name, f, 1);
@@ -369,12 +363,9 @@ void th_mark_array(lua_State *L) {
 int th_state_pcall_load(th_state *s, int nargs, int nres);
 int th_state_pcall_load(th_state *s, int nargs, int nres) {
   lua_State *L = s->L;
-  int base = lua_gettop(L) - nargs;
-  lua_pushcfunction(L, traceback_handler);
-  lua_insert(L, base);
+  /* No traceback: a start-up failure is one line naming the file and line. */
   s->load_deadline_ns = now_ns() + (uint64_t)th_cfg.cpu_budget_ms * 1000000u * 5;
-  int rc = lua_pcall(L, nargs, nres, base);
+  int rc = lua_pcall(L, nargs, nres, 0);
   s->load_deadline_ns = 0;
-  lua_remove(L, base);
   return rc;
 }

@@ -10,8 +10,8 @@
 /* Mint a dev HS256 token {"sub":sub,"iat":now,"exp":now+ttl[,"iss":..][,"aud":..]}
  * signed with secret. issuer and audience may be NULL. Returns a malloc'd
  * NUL-terminated token (for `todo-host token --sub USER --ttl N`). */
-char *th_jwt_mint_hs256(const char *secret, const char *sub, long ttl_seconds,
-                        const char *issuer, const char *audience);
+char *th_jwt_mint_hs256(const char *secret, const char *sub, long ttl_seconds, const char *issuer,
+                        const char *audience);
 
 /* base64url without padding. Returns a malloc'd NUL-terminated string; its
  * length in *out_len when out_len is not NULL. */

@@ -38,7 +38,8 @@ static const char *err_line(const char *m, char *buf, size_t cap) {
   size_t n = 0;
   if (!m) m = "";
   if (!strncmp(m, "ERROR:  ", 8)) m += 8;
-  while (m[n] && m[n] != '\n' && n + 1 < cap) buf[n] = m[n], n++;
+  while (m[n] && m[n] != '\n' && n + 1 < cap)
+    buf[n] = m[n], n++;
   buf[n] = 0;
   return buf;
 }
@@ -127,8 +128,10 @@ static int list_migrations(const char *dir, th__mig **out, int *n_out) {
   qsort(m, (size_t)n, sizeof *m, cmp_mig);
   for (int i = 1; i < n; i++)
     if (m[i].version == m[i - 1].version) {
-      fprintf(stderr, "migrate: %s: %s and %s have the same number\n", dir, m[i - 1].file, m[i].file);
-      for (int k = 0; k < n; k++) free(m[k].file);
+      fprintf(stderr, "migrate: %s: %s and %s have the same number\n", dir, m[i - 1].file,
+              m[i].file);
+      for (int k = 0; k < n; k++)
+        free(m[k].file);
       free(m);
       return -EINVAL;
     }
@@ -139,15 +142,18 @@ static int list_migrations(const char *dir, th__mig **out, int *n_out) {
 
 static const char *base_name(const char *path, char *buf, size_t cap) {
   size_t n = strlen(path);
-  while (n > 1 && path[n - 1] == '/') n--; /* "services/api/" -> "api" */
+  while (n > 1 && path[n - 1] == '/')
+    n--; /* "services/api/" -> "api" */
   size_t s = n;
-  while (s > 0 && path[s - 1] != '/') s--;
+  while (s > 0 && path[s - 1] != '/')
+    s--;
   snprintf(buf, cap, "%.*s", (int)(n - s), path + s);
   return buf;
 }
 
 /* Apply one migration in its own transaction. */
-static int apply_one(PGconn *c, const char *bundle, const char *path, const th__mig *m, const char *sql) {
+static int apply_one(PGconn *c, const char *bundle, const char *path, const th__mig *m,
+                     const char *sql) {
   char ver[32];
   snprintf(ver, sizeof ver, "%ld", m->version);
   if (exec_ok(c, path, "BEGIN", 0, NULL) < 0) return -EIO;
@@ -212,14 +218,16 @@ static int migrate_bundle(PGconn *c, const char *dir) {
     } else if (PQntuples(r) == 1) {
       /* applied already; a changed file is worth a warning, not a failure */
       if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
-        fprintf(stderr, "migrate: warning: %s changed after it was applied (checksum differs)\n", path);
+        fprintf(stderr, "migrate: warning: %s changed after it was applied (checksum differs)\n",
+                path);
     } else {
       rc = apply_one(c, bundle, path, &m[i], sql);
     }
     PQclear(r);
     free(sql);
   }
-  for (int i = 0; i < n; i++) free(m[i].file);
+  for (int i = 0; i < n; i++)
+    free(m[i].file);
   free(m);
   return rc;
 }
@@ -248,7 +256,8 @@ int th_migrate(const char *database_url, char **bundle_dirs, int n_bundles) {
                " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),"
                " PRIMARY KEY (bundle, version))",
                0, NULL);
-  for (int i = 0; i < n_bundles && rc == 0; i++) rc = migrate_bundle(c, bundle_dirs[i]);
+  for (int i = 0; i < n_bundles && rc == 0; i++)
+    rc = migrate_bundle(c, bundle_dirs[i]);
   /* The lock also goes with the session; unlock anyway to be explicit. */
   PQclear(PQexec(c, "SELECT pg_advisory_unlock(x'" MIGRATE_LOCK_KEY "'::bigint)"));
   PQfinish(c);

@@ -179,7 +179,8 @@ static int l_uuid_v7(lua_State *L) {
   }
   ms = v7_last_ms;
   unsigned char u[16];
-  for (int i = 0; i < 6; i++) u[i] = (unsigned char)(ms >> (40 - 8 * i));
+  for (int i = 0; i < 6; i++)
+    u[i] = (unsigned char)(ms >> (40 - 8 * i));
   u[6] = (unsigned char)(0x70 | (v7_counter >> 8));
   u[7] = (unsigned char)(v7_counter & 0xff);
   memcpy(u + 8, r + 2, 8);
@@ -200,8 +201,8 @@ static int l_hmac_sha256(lua_State *L) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int maclen = 0;
   /* HMAC() rejects a NULL key even of length 0: "" is a valid (weak) key. */
-  if (!HMAC(EVP_sha256(), klen ? key : "", (int)klen, (const unsigned char *)msg, mlen,
-            mac, &maclen))
+  if (!HMAC(EVP_sha256(), klen ? key : "", (int)klen, (const unsigned char *)msg, mlen, mac,
+            &maclen))
     return luaL_error(L, "crypto.hmac_sha256: OpenSSL failure");
   lua_pushlstring(L, (const char *)mac, maclen);
   return 1;

@@ -94,11 +94,14 @@ static void push_headers(lua_State *L, const th_buf *head) {
     if (colon && colon > p && strncmp(p, "HTTP/", 5)) {
       luaL_Buffer name;
       luaL_buffinit(L, &name);
-      for (const char *c = p; c < colon; c++) luaL_addchar(&name, (char)tolower((unsigned char)*c));
+      for (const char *c = p; c < colon; c++)
+        luaL_addchar(&name, (char)tolower((unsigned char)*c));
       luaL_pushresult(&name);
       const char *v = colon + 1, *ve = line_end;
-      while (v < ve && (*v == ' ' || *v == '\t')) v++;
-      while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+      while (v < ve && (*v == ' ' || *v == '\t'))
+        v++;
+      while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+        ve--;
       lua_pushvalue(L, -1);
       if (lua_rawget(L, -3) == LUA_TSTRING) {
         /* A repeated header: join the values as one field (RFC 9110 5.3). */
@@ -284,8 +287,9 @@ void th_http_shutdown(void) {
    * the poll handles get closed through socket_fn. */
   curl_multi_cleanup(hc.multi);
   hc.multi = NULL;
-  uv_close((uv_handle_t *)&hc.timer, NULL);
-  uv_close((uv_handle_t *)&hc.hold, NULL);
+  /* A uv_walk may have closed them already. */
+  if (!uv_is_closing((uv_handle_t *)&hc.timer)) uv_close((uv_handle_t *)&hc.timer, NULL);
+  if (!uv_is_closing((uv_handle_t *)&hc.hold)) uv_close((uv_handle_t *)&hc.hold, NULL);
   curl_global_cleanup();
   hc.ready = 0;
 }
@@ -405,7 +409,8 @@ static int l_request(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                   timeout_ms < TH_HTTP_CONNECT_TIMEOUT_MS ? timeout_ms : TH_HTTP_CONNECT_TIMEOUT_MS);
+                   timeout_ms < TH_HTTP_CONNECT_TIMEOUT_MS ? timeout_ms
+                                                           : TH_HTTP_CONNECT_TIMEOUT_MS);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_USERAGENT, "todo-host/" TH_VERSION);

@@ -40,8 +40,8 @@ int luaopen_cjson(lua_State *L); /* liblua5.4-cjson */
 typedef enum { ALG_UNKNOWN = 0, ALG_NONE, ALG_EDDSA, ALG_RS256, ALG_ES256, ALG_HS256 } jwt_alg;
 
 typedef struct {
-  char *kid;      /* NULL when the JWK has no kid */
-  jwt_alg alg;    /* decided from the key's type, never from a token */
+  char *kid;   /* NULL when the JWK has no kid */
+  jwt_alg alg; /* decided from the key's type, never from a token */
   EVP_PKEY *pkey;
 } jwt_key;
 
@@ -86,7 +86,8 @@ static void free_keys(jwt_key *keys, size_t n) {
 }
 
 static void free_audiences(void) {
-  for (size_t i = 0; i < ks.naud; i++) free(ks.audiences[i]);
+  for (size_t i = 0; i < ks.naud; i++)
+    free(ks.audiences[i]);
   free(ks.audiences);
   ks.audiences = NULL;
   ks.naud = 0;
@@ -144,8 +145,8 @@ static char *hs256_token(const unsigned char *secret, size_t slen, const char *p
   return b.data;
 }
 
-char *th_jwt_mint_hs256(const char *secret, const char *sub, long ttl_seconds,
-                        const char *issuer, const char *audience) {
+char *th_jwt_mint_hs256(const char *secret, const char *sub, long ttl_seconds, const char *issuer,
+                        const char *audience) {
   long now = (long)time(NULL);
   th_buf p = {0};
   th_buf_adds(&p, "{\"sub\":\"");
@@ -200,8 +201,7 @@ static EVP_PKEY *pkey_fromdata(const char *type, OSSL_PARAM *params) {
   return pkey;
 }
 
-static EVP_PKEY *rsa_key(const unsigned char *n, size_t nlen, const unsigned char *e,
-                         size_t elen) {
+static EVP_PKEY *rsa_key(const unsigned char *n, size_t nlen, const unsigned char *e, size_t elen) {
   EVP_PKEY *pkey = NULL;
   BIGNUM *bn_n = BN_bin2bn(n, (int)nlen, NULL);
   BIGNUM *bn_e = BN_bin2bn(e, (int)elen, NULL);
@@ -376,8 +376,7 @@ static int verify_sig(const jwt_key *key, const unsigned char *in, size_t inlen,
     ECDSA_SIG_free(es);
     break;
   }
-  default:
-    break;
+  default: break;
   }
   EVP_MD_CTX_free(md);
   ERR_clear_error();
@@ -388,8 +387,7 @@ static int verify_hs256(const unsigned char *in, size_t inlen, const unsigned ch
                         size_t siglen) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int maclen = 0;
-  if (!HMAC(EVP_sha256(), ks.dev_secret, (int)ks.dev_secret_len, in, inlen, mac, &maclen))
-    return 0;
+  if (!HMAC(EVP_sha256(), ks.dev_secret, (int)ks.dev_secret_len, in, inlen, mac, &maclen)) return 0;
   return siglen == maclen && CRYPTO_memcmp(mac, sig, maclen) == 0;
 }
 
@@ -418,7 +416,8 @@ static int push_json_object(lua_State *L, int idx) {
   size_t len;
   const char *s = lua_tolstring(L, idx, &len);
   size_t i = 0;
-  while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
+  while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
+    i++;
   /* A JSON array also decodes to a table: check the text itself. */
   if (i == len || s[i] != '{') return 0;
   lua_pushvalue(L, lua_upvalueindex(1));
@@ -576,8 +575,7 @@ static int l_verify(lua_State *L) {
       if (ks.nkeys) return fail(L, "HS256 tokens are not accepted", "alg_not_allowed");
       return fail(L, "no verification keys configured", "no_keys");
     }
-    if (!verify_hs256(input, inlen, sig, siglen))
-      return fail(L, "bad signature", "bad_signature");
+    if (!verify_hs256(input, inlen, sig, siglen)) return fail(L, "bad signature", "bad_signature");
   } else {
     if (!ks.nkeys) return fail(L, "no verification keys configured", "no_keys");
     const jwt_key *key = find_key(kid);
@@ -625,7 +623,8 @@ static char *opt_string(lua_State *L, const char *field) {
   if (t == LUA_TSTRING) {
     size_t n;
     const char *s = lua_tolstring(L, -1, &n);
-    if (n == 0 || strlen(s) != n) luaL_error(L, "jwt.configure: %s must be a non-empty string", field);
+    if (n == 0 || strlen(s) != n)
+      luaL_error(L, "jwt.configure: %s must be a non-empty string", field);
     out = xstrdup(s);
   } else if (t != LUA_TNIL) {
     luaL_error(L, "jwt.configure: %s must be a string", field);
@@ -851,9 +850,15 @@ static int l_sign_hs256(lua_State *L) {
 
 int luaopen_th_jwt(lua_State *L) {
   static const luaL_Reg funcs[] = {
-      {"verify", l_verify},   {"set_jwks", l_set_jwks},     {"configure", l_configure},
-      {"kids", l_kids},       {"sign_hs256", l_sign_hs256}, {"status", l_status},
-      {"fetch_begin", l_fetch_begin}, {"fetch_end", l_fetch_end}, {NULL, NULL},
+      {"verify", l_verify},
+      {"set_jwks", l_set_jwks},
+      {"configure", l_configure},
+      {"kids", l_kids},
+      {"sign_hs256", l_sign_hs256},
+      {"status", l_status},
+      {"fetch_begin", l_fetch_begin},
+      {"fetch_end", l_fetch_end},
+      {NULL, NULL},
   };
   /* A private cjson instance, so settings changed on the shared "cjson"
    * module by other code cannot change how tokens decode. */
@@ -863,6 +868,10 @@ int luaopen_th_jwt(lua_State *L) {
   lua_call(L, 0, 1);
   lua_getfield(L, -1, "decode_max_depth");
   lua_pushinteger(L, 32);
+  lua_call(L, 1, 0);
+  /* Strict JSON: no NaN / Infinity / hex numbers in claims. */
+  lua_getfield(L, -1, "decode_invalid_numbers");
+  lua_pushboolean(L, 0);
   lua_call(L, 1, 0);
   lua_getfield(L, -1, "decode");
   lua_getfield(L, -2, "encode");

@@ -27,9 +27,9 @@
 #include "primitives.h"
 
 #define CONN_MT "th.pg.conn"
-#define STMT_CACHE_MAX 128      /* prepared statements kept per connection */
-#define HEALTH_EVERY_MS 2000    /* period of the readiness check */
-#define READY_WINDOW_MS 5000    /* a success this recent means ready */
+#define STMT_CACHE_MAX 128       /* prepared statements kept per connection */
+#define HEALTH_EVERY_MS 2000     /* period of the readiness check */
+#define READY_WINDOW_MS 5000     /* a success this recent means ready */
 #define CONNECT_TIMEOUT_MS 10000 /* libpq ignores connect_timeout when polled */
 
 enum { IO_NONE, IO_CONNECT, IO_SETUP, IO_PREPARE, IO_EXEC, IO_RESET, IO_PING };
@@ -65,8 +65,8 @@ struct th__conn {
   char **params;
   th__stmt stmts[STMT_CACHE_MAX];
   int nstmts, next_stmt_id;
-  th__conn *next, *prev;           /* P.all */
-  th__conn *idle_next;             /* P.idle (LIFO: warm connections first) */
+  th__conn *next, *prev; /* P.all */
+  th__conn *idle_next;   /* P.idle (LIFO: warm connections first) */
 };
 
 enum { W_QUEUED = 1, W_READY };
@@ -74,9 +74,9 @@ enum { W_QUEUED = 1, W_READY };
 struct th__waiter {
   th_ctx *ctx;
   uint64_t deadline_ms;
-  int where;       /* W_QUEUED in P.wait, W_READY in P.ready */
-  th__conn *conn;  /* set when a connection was handed over */
-  char err[256];   /* set when it failed instead */
+  int where;      /* W_QUEUED in P.wait, W_READY in P.ready */
+  th__conn *conn; /* set when a connection was handed over */
+  char err[256];  /* set when it failed instead */
   char sqlstate[6];
   th__waiter *next, *prev;
 };
@@ -126,7 +126,8 @@ static uint64_t now_ms(void) { return uv_now(th_loop()); }
 
 static uint64_t fnv1a(const char *s) {
   uint64_t h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ull;
   return h;
 }
 
@@ -153,17 +154,23 @@ static void report_metrics(void) {
 static void wl_push(th__wlist *l, th__waiter *w) {
   w->next = NULL;
   w->prev = l->tail;
-  if (l->tail) l->tail->next = w;
-  else l->head = w;
+  if (l->tail)
+    l->tail->next = w;
+  else
+    l->head = w;
   l->tail = w;
   l->n++;
 }
 
 static void wl_remove(th__wlist *l, th__waiter *w) {
-  if (w->prev) w->prev->next = w->next;
-  else l->head = w->next;
-  if (w->next) w->next->prev = w->prev;
-  else l->tail = w->prev;
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    l->head = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  else
+    l->tail = w->prev;
   w->next = w->prev = NULL;
   l->n--;
 }
@@ -196,7 +203,8 @@ static void waiter_fail(th__waiter *w, const char *msg, const char *sqlstate) {
 static void on_wait_timeout(uv_timer_t *t) {
   (void)t;
   uint64_t now = now_ms();
-  while (P.wait.head && P.wait.head->deadline_ms <= now) waiter_fail(P.wait.head, "pool timeout", "");
+  while (P.wait.head && P.wait.head->deadline_ms <= now)
+    waiter_fail(P.wait.head, "pool timeout", "");
   arm_wait_timer();
   report_metrics();
 }
@@ -261,8 +269,10 @@ static int conn_watch(th__conn *c, int events, int fresh) {
     c->poll->data = c;
   }
   uv_poll_start(c->poll, events, on_poll);
-  if (c->io == IO_NONE) uv_unref((uv_handle_t *)c->poll);
-  else uv_ref((uv_handle_t *)c->poll);
+  if (c->io == IO_NONE)
+    uv_unref((uv_handle_t *)c->poll);
+  else
+    uv_ref((uv_handle_t *)c->poll);
   return 0;
 }
 
@@ -271,7 +281,8 @@ static int conn_watch(th__conn *c, int events, int fresh) {
 static void idle_remove(th__conn *c) {
   if (!c->in_idle) return;
   th__conn **pp = &P.idle;
-  while (*pp != c) pp = &(*pp)->idle_next;
+  while (*pp != c)
+    pp = &(*pp)->idle_next;
   *pp = c->idle_next;
   c->idle_next = NULL;
   c->in_idle = 0;
@@ -279,7 +290,8 @@ static void idle_remove(th__conn *c) {
 }
 
 static void free_params(th__conn *c) {
-  for (int i = 0; i < c->nparams; i++) free(c->params[i]);
+  for (int i = 0; i < c->nparams; i++)
+    free(c->params[i]);
   free(c->params);
   c->params = NULL;
   c->nparams = 0;
@@ -317,9 +329,12 @@ static void conn_destroy(th__conn *c) {
   clear_outcome(c);
   free_params(c);
   prep_abort(c);
-  for (int i = 0; i < c->nstmts; i++) free(c->stmts[i].sql);
-  if (c->prev) c->prev->next = c->next;
-  else if (P.all == c) P.all = c->next;
+  for (int i = 0; i < c->nstmts; i++)
+    free(c->stmts[i].sql);
+  if (c->prev)
+    c->prev->next = c->next;
+  else if (P.all == c)
+    P.all = c->next;
   if (c->next) c->next->prev = c->prev;
   P.n_total--;
   free(c);
@@ -421,9 +436,7 @@ static void connect_step(th__conn *c) {
     }
     send_or_lost(c, PQsendQuery(c->pg, "SET TimeZone='UTC'; SET DateStyle='ISO'"));
     return;
-  default:
-    conn_connect_failed(c, PQerrorMessage(c->pg));
-    return;
+  default: conn_connect_failed(c, PQerrorMessage(c->pg)); return;
   }
 }
 
@@ -511,7 +524,8 @@ static void query_finished(th__conn *c) {
   if (c->errmsg) {
     /* The cache is stale when someone ran DEALLOCATE / DISCARD. */
     if (strcmp(c->sqlstate, "26000") == 0) {
-      for (int i = 0; i < c->nstmts; i++) free(c->stmts[i].sql);
+      for (int i = 0; i < c->nstmts; i++)
+        free(c->stmts[i].sql);
       c->nstmts = 0;
     } else if (strcmp(c->sqlstate, "0A000") == 0 && c->stmt_name[0]) {
       /* "cached plan must not change result type" after a schema change:
@@ -570,9 +584,7 @@ static void command_done(th__conn *c) {
     }
     send_exec(c);
     return;
-  case IO_EXEC:
-    query_finished(c);
-    return;
+  case IO_EXEC: query_finished(c); return;
   case IO_RESET:
   case IO_PING: {
     int ok = !c->errmsg && !c->broken && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
@@ -587,8 +599,7 @@ static void command_done(th__conn *c) {
     pool_dispatch();
     return;
   }
-  default:
-    return;
+  default: return;
   }
 }
 
@@ -620,7 +631,8 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   if (c->io == IO_NONE) {
     /* Idle or held between queries: drop notifications, notice a close. */
     PGnotify *n;
-    while ((n = PQnotifies(c->pg))) PQfreemem(n);
+    while ((n = PQnotifies(c->pg)))
+      PQfreemem(n);
     if (PQstatus(c->pg) == CONNECTION_BAD) conn_lost(c, "server closed the connection");
     return;
   }
@@ -723,9 +735,11 @@ static void on_health(uv_timer_t *t) {
   report_metrics();
 }
 
-static void pool_init(void) {
-  if (P.inited) return;
-  P.inited = 1;
+/* Settings only (no handles): safe before the worker's loop exists. */
+static void pool_config(void) {
+  static int done;
+  if (done) return;
+  done = 1;
   P.url = th_config_str("DATABASE_URL", NULL);
   if (P.url && !*P.url) P.url = NULL;
   P.size = (int)th_config_long("PG_POOL_SIZE", 8);
@@ -733,6 +747,15 @@ static void pool_init(void) {
   P.timeout_ms = th_config_long("PG_POOL_TIMEOUT_MS", 5000);
   if (P.timeout_ms < 0) P.timeout_ms = 0;
   P.reported[0] = P.reported[1] = P.reported[2] = -1;
+}
+
+/* Handles on th_loop(). Done on first use (acquire, th_pg_ready), never at
+ * require time: `run` loads bundles once on a throwaway loop before the
+ * workers start their own. */
+static void pool_init(void) {
+  if (P.inited) return;
+  P.inited = 1;
+  pool_config();
   uv_timer_init(th_loop(), &P.wait_timer);
   uv_idle_init(th_loop(), &P.kick);
   uv_timer_init(th_loop(), &P.health_timer);
@@ -774,7 +797,8 @@ void th_pg_shutdown(void) {
 /* ---- parameters -------------------------------------------------------- */
 
 static int is_null(lua_State *L, int i) {
-  return lua_isnoneornil(L, i) || (lua_type(L, i) == LUA_TLIGHTUSERDATA && lua_touserdata(L, i) == NULL);
+  return lua_isnoneornil(L, i) ||
+         (lua_type(L, i) == LUA_TLIGHTUSERDATA && lua_touserdata(L, i) == NULL);
 }
 
 /* Check that parameter i can be sent; raise (misuse) when it cannot. Done for
@@ -783,8 +807,7 @@ static void param_check(lua_State *L, int i, int param) {
   if (is_null(L, i)) return;
   switch (lua_type(L, i)) {
   case LUA_TBOOLEAN:
-  case LUA_TNUMBER:
-    return;
+  case LUA_TNUMBER: return;
   case LUA_TSTRING: {
     size_t len;
     const char *s = lua_tolstring(L, i, &len);
@@ -807,9 +830,12 @@ static char *param_text(lua_State *L, int i) {
     snprintf(tmp, sizeof tmp, "%lld", (long long)lua_tointeger(L, i));
   } else {
     double d = lua_tonumber(L, i);
-    if (isnan(d)) snprintf(tmp, sizeof tmp, "NaN");
-    else if (isinf(d)) snprintf(tmp, sizeof tmp, d > 0 ? "Infinity" : "-Infinity");
-    else snprintf(tmp, sizeof tmp, "%.17g", d);
+    if (isnan(d))
+      snprintf(tmp, sizeof tmp, "NaN");
+    else if (isinf(d))
+      snprintf(tmp, sizeof tmp, d > 0 ? "Infinity" : "-Infinity");
+    else
+      snprintf(tmp, sizeof tmp, "%.17g", d);
   }
   return xstrdup(tmp);
 }
@@ -818,8 +844,17 @@ static char *param_text(lua_State *L, int i) {
 
 /* Column and element type OIDs (pg_type.dat; stable across versions). */
 enum {
-  OID_BOOL = 16, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_OID = 26, OID_JSON = 114,
-  OID_FLOAT4 = 700, OID_FLOAT8 = 701, OID_TSTZ = 1184, OID_NUMERIC = 1700, OID_JSONB = 3802,
+  OID_BOOL = 16,
+  OID_INT8 = 20,
+  OID_INT2 = 21,
+  OID_INT4 = 23,
+  OID_OID = 26,
+  OID_JSON = 114,
+  OID_FLOAT4 = 700,
+  OID_FLOAT8 = 701,
+  OID_TSTZ = 1184,
+  OID_NUMERIC = 1700,
+  OID_JSONB = 3802,
 };
 
 static Oid array_elem(Oid t) {
@@ -835,14 +870,13 @@ static Oid array_elem(Oid t) {
   case 1185: return OID_TSTZ;
   case 199: return OID_JSON;
   case 3807: return OID_JSONB;
-  case 1009:  /* text */
-  case 1015:  /* varchar */
-  case 1014:  /* bpchar */
-  case 1003:  /* name */
-  case 2951:  /* uuid */
-  case 1182:  /* date */
-  case 1115:  /* timestamp */
-    return 25; /* as text */
+  case 1009:                            /* text */
+  case 1015:                            /* varchar */
+  case 1014:                            /* bpchar */
+  case 1003:                            /* name */
+  case 2951:                            /* uuid */
+  case 1182:                            /* date */
+  case 1115: /* timestamp */ return 25; /* as text */
   default: return 0;
   }
 }
@@ -857,7 +891,8 @@ static void push_tstz(lua_State *L, const char *s, size_t len) {
     return;
   }
   const char *t = sp + 1, *end = s + len, *off = t;
-  while (off < end && *off != '+' && *off != '-') off++;
+  while (off < end && *off != '+' && *off != '-')
+    off++;
   if (off == end) {
     lua_pushlstring(L, s, len);
     return;
@@ -881,8 +916,9 @@ static void push_tstz(lua_State *L, const char *s, size_t len) {
     tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = se;
     time_t u = timegm(&tm) - offset;
     gmtime_r(&u, &tm);
-    snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d%.*sZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)fraclen, frac ? frac : "");
+    snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d%.*sZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)fraclen,
+             frac ? frac : "");
   }
   lua_pushstring(L, out);
 }
@@ -897,17 +933,21 @@ typedef struct {
 } th__json;
 
 static void json_ws(th__json *j) {
-  while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
+  while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+    j->p++;
 }
 
-static void json_fail(th__json *j) { luaL_error(j->L, "pg: cannot decode json near offset %d", (int)(j->end - j->p)); }
+static void json_fail(th__json *j) {
+  luaL_error(j->L, "pg: cannot decode json near offset %d", (int)(j->end - j->p));
+}
 
 static unsigned json_hex4(th__json *j) {
   unsigned v = 0;
   for (int i = 0; i < 4; i++) {
     if (j->p >= j->end || !isxdigit((unsigned char)*j->p)) json_fail(j);
     char ch = *j->p++;
-    v = v * 16 + (unsigned)(isdigit((unsigned char)ch) ? ch - '0' : (tolower((unsigned char)ch) - 'a' + 10));
+    v = v * 16 +
+        (unsigned)(isdigit((unsigned char)ch) ? ch - '0' : (tolower((unsigned char)ch) - 'a' + 10));
   }
   return v;
 }
@@ -936,10 +976,13 @@ static void json_string(th__json *j) {
         unsigned lo = json_hex4(j);
         cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
       }
-      if (cp < 0x80) *o++ = (char)cp;
-      else if (cp < 0x800) *o++ = (char)(0xC0 | cp >> 6), *o++ = (char)(0x80 | (cp & 0x3F));
+      if (cp < 0x80)
+        *o++ = (char)cp;
+      else if (cp < 0x800)
+        *o++ = (char)(0xC0 | cp >> 6), *o++ = (char)(0x80 | (cp & 0x3F));
       else if (cp < 0x10000)
-        *o++ = (char)(0xE0 | cp >> 12), *o++ = (char)(0x80 | ((cp >> 6) & 0x3F)), *o++ = (char)(0x80 | (cp & 0x3F));
+        *o++ = (char)(0xE0 | cp >> 12), *o++ = (char)(0x80 | ((cp >> 6) & 0x3F)),
+        *o++ = (char)(0x80 | (cp & 0x3F));
       else
         *o++ = (char)(0xF0 | cp >> 18), *o++ = (char)(0x80 | ((cp >> 12) & 0x3F)),
         *o++ = (char)(0x80 | ((cp >> 6) & 0x3F)), *o++ = (char)(0x80 | (cp & 0x3F));
@@ -1024,7 +1067,8 @@ static void json_value(th__json *j, int depth) {
     lua_pushboolean(L, 0);
   } else {
     const char *q = j->p;
-    while (q < j->end && (isdigit((unsigned char)*q) || *q == '-' || *q == '+' || *q == '.' || *q == 'e' || *q == 'E'))
+    while (q < j->end && (isdigit((unsigned char)*q) || *q == '-' || *q == '+' || *q == '.' ||
+                          *q == 'e' || *q == 'E'))
       q++;
     size_t n = (size_t)(q - j->p);
     if (n == 0) json_fail(j);
@@ -1045,7 +1089,8 @@ static void push_json(lua_State *L, const char *s, size_t len, char *scratch) {
 static void push_scalar(lua_State *L, Oid t, const char *s, size_t len, char *scratch);
 
 /* Array text "{a,"b c",NULL,{...}}" (maybe "[0:1]={...}"): Lua arrays, typed. */
-static const char *push_array(lua_State *L, const char *p, const char *end, Oid elem, char *scratch, int depth) {
+static const char *push_array(lua_State *L, const char *p, const char *end, Oid elem, char *scratch,
+                              int depth) {
   luaL_checkstack(L, 4, "array");
   if (depth > 6 || p >= end || *p != '{') luaL_error(L, "pg: cannot decode array");
   p++;
@@ -1053,7 +1098,8 @@ static const char *push_array(lua_State *L, const char *p, const char *end, Oid 
   th_mark_array(L);
   if (p < end && *p == '}') return p + 1;
   for (lua_Integer k = 1;; k++) {
-    while (p < end && isspace((unsigned char)*p)) p++;
+    while (p < end && isspace((unsigned char)*p))
+      p++;
     if (p < end && *p == '{') {
       p = push_array(L, p, end, elem, scratch, depth + 1);
     } else if (p < end && *p == '"') {
@@ -1073,15 +1119,20 @@ static const char *push_array(lua_State *L, const char *p, const char *end, Oid 
       lua_remove(L, -2);
     } else {
       const char *q = p;
-      while (q < end && *q != ',' && *q != '}') q++;
+      while (q < end && *q != ',' && *q != '}')
+        q++;
       const char *e = q;
-      while (e > p && isspace((unsigned char)e[-1])) e--;
-      if (e - p == 4 && strncasecmp(p, "NULL", 4) == 0) th_push_null(L);
-      else push_scalar(L, elem, p, (size_t)(e - p), scratch);
+      while (e > p && isspace((unsigned char)e[-1]))
+        e--;
+      if (e - p == 4 && strncasecmp(p, "NULL", 4) == 0)
+        th_push_null(L);
+      else
+        push_scalar(L, elem, p, (size_t)(e - p), scratch);
       p = q;
     }
     lua_rawseti(L, -2, k);
-    while (p < end && isspace((unsigned char)*p)) p++;
+    while (p < end && isspace((unsigned char)*p))
+      p++;
     if (p < end && *p == ',') {
       p++;
       continue;
@@ -1096,13 +1147,9 @@ static void push_scalar(lua_State *L, Oid t, const char *s, size_t len, char *sc
   case OID_INT2:
   case OID_INT4:
   case OID_INT8:
-  case OID_OID:
-    lua_pushinteger(L, (lua_Integer)strtoll(s, NULL, 10));
-    return;
+  case OID_OID: lua_pushinteger(L, (lua_Integer)strtoll(s, NULL, 10)); return;
   case OID_FLOAT4:
-  case OID_FLOAT8:
-    lua_pushnumber(L, strtod(s, NULL));
-    return;
+  case OID_FLOAT8: lua_pushnumber(L, strtod(s, NULL)); return;
   case OID_NUMERIC: /* integral values become integers when they fit */
     if (len < 64) {
       char tmp[64];
@@ -1112,22 +1159,17 @@ static void push_scalar(lua_State *L, Oid t, const char *s, size_t len, char *sc
     }
     lua_pushnumber(L, strtod(s, NULL));
     return;
-  case OID_BOOL:
-    lua_pushboolean(L, s[0] == 't');
-    return;
+  case OID_BOOL: lua_pushboolean(L, s[0] == 't'); return;
   case OID_JSON:
-  case OID_JSONB:
-    push_json(L, s, len, scratch);
-    return;
-  case OID_TSTZ:
-    push_tstz(L, s, len);
-    return;
+  case OID_JSONB: push_json(L, s, len, scratch); return;
+  case OID_TSTZ: push_tstz(L, s, len); return;
   default: {
     Oid elem = array_elem(t);
     if (elem && len > 0 && (s[0] == '{' || s[0] == '[')) {
       const char *p = s, *end = s + len;
       if (*p == '[') { /* explicit bounds: skip to the '=' */
-        while (p < end && *p != '=') p++;
+        while (p < end && *p != '=')
+          p++;
         if (p < end) p++;
       }
       push_array(L, p, end, elem, scratch, 1);
@@ -1184,9 +1226,11 @@ static int l_query(lua_State *L) {
     return 3;
   }
   /* Check everything first: a raise must leave nothing allocated. */
-  for (int i = 0; i < n; i++) param_check(L, i + 3, i + 1);
+  for (int i = 0; i < n; i++)
+    param_check(L, i + 3, i + 1);
   char **params = n > 0 ? xcalloc((size_t)n, sizeof *params) : NULL;
-  for (int i = 0; i < n; i++) params[i] = param_text(L, i + 3);
+  for (int i = 0; i < n; i++)
+    params[i] = param_text(L, i + 3);
   c->params = params;
   c->nparams = n;
   uint64_t h = fnv1a(sql);
@@ -1240,7 +1284,8 @@ static int l_rows(lua_State *L) {
   int rows_idx = lua_gettop(L);
   luaL_checkstack(L, ncols + 8, "pg rows");
   int names = lua_gettop(L) + 1;
-  for (int k = 0; k < ncols; k++) lua_pushstring(L, PQfname(r, k));
+  for (int k = 0; k < ncols; k++)
+    lua_pushstring(L, PQfname(r, k));
   /* scratch for decoding: as long as the longest value */
   size_t longest = 0;
   for (int i = 0; i < nrows; i++)
@@ -1251,16 +1296,20 @@ static int l_rows(lua_State *L) {
     lua_createtable(L, 0, ncols);
     for (int k = 0; k < ncols; k++) {
       lua_pushvalue(L, names + k);
-      if (PQgetisnull(r, i, k)) th_push_null(L);
-      else push_scalar(L, PQftype(r, k), PQgetvalue(r, i, k), (size_t)PQgetlength(r, i, k), scratch);
+      if (PQgetisnull(r, i, k))
+        th_push_null(L);
+      else
+        push_scalar(L, PQftype(r, k), PQgetvalue(r, i, k), (size_t)PQgetlength(r, i, k), scratch);
       lua_rawset(L, -3);
     }
     lua_rawseti(L, rows_idx, i + 1);
   }
   lua_settop(L, rows_idx);
   const char *aff = PQcmdTuples(r);
-  if (aff && *aff) lua_pushinteger(L, (lua_Integer)strtoll(aff, NULL, 10));
-  else lua_pushnil(L);
+  if (aff && *aff)
+    lua_pushinteger(L, (lua_Integer)strtoll(aff, NULL, 10));
+  else
+    lua_pushnil(L);
   clear_outcome(c);
   return 2;
 }
@@ -1307,12 +1356,16 @@ static int l_release(lua_State *L) {
 static void waiter_cancel(th_ctx *ctx, void *data) {
   (void)ctx;
   th__waiter *w = data;
-  if (w->where == W_QUEUED) wl_remove(&P.wait, w);
-  else wl_remove(&P.ready, w);
+  if (w->where == W_QUEUED)
+    wl_remove(&P.wait, w);
+  else
+    wl_remove(&P.ready, w);
   th__conn *c = w->conn;
   free(w);
-  if (c) conn_release(c);
-  else pool_dispatch();
+  if (c)
+    conn_release(c);
+  else
+    pool_dispatch();
 }
 
 /*** Take a connection from the pool, waiting (FIFO) while all are busy.
@@ -1359,7 +1412,7 @@ static int l_acquire(lua_State *L) {
  * @treturn table {in_use=, idle=, waiting=, size=, connecting=}
  */
 static int l_stats(lua_State *L) {
-  pool_init();
+  pool_config();
   lua_createtable(L, 0, 5);
   lua_pushinteger(L, P.n_held);
   lua_setfield(L, -2, "in_use");
@@ -1381,10 +1434,12 @@ static int l_conn_tostring(lua_State *L) {
 }
 
 int luaopen_th_pg_core(lua_State *L) {
-  pool_init();
   if (luaL_newmetatable(L, CONN_MT)) {
-    static const luaL_Reg methods[] = {
-        {"query", l_query}, {"rows", l_rows}, {"tx_status", l_tx_status}, {"release", l_release}, {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"query", l_query},
+                                       {"rows", l_rows},
+                                       {"tx_status", l_tx_status},
+                                       {"release", l_release},
+                                       {NULL, NULL}};
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, l_release);
