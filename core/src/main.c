@@ -26,12 +26,12 @@
 
 #include "config.h"
 #include "http.h"
+#include "primitives.h"
 #include "watch.h"
 
 int th_migrate(const char *database_url, char **bundle_dirs, int n_bundles);
 char *th_jwt_mint_hs256(const char *secret, const char *sub, long ttl_seconds, const char *issuer,
                         const char *audience);
-void th_pg_shutdown(void);
 
 static char **bundle_dirs;
 static int n_bundles;
@@ -92,7 +92,7 @@ static void close_walk(uv_handle_t *h, void *arg) {
 
 static void finish_shutdown(void) {
   uv_timer_stop(&drain_timer);
-  th_pg_shutdown();
+  th_primitives_shutdown();
   th_server_set_generation(NULL);
   th_watch_stop();
   th_log(NULL, "info", "stopped");
@@ -319,7 +319,7 @@ static void on_script_done(th_ctx *ctx, int status, int nres) {
   }
   script_done = 1;
   th_ctx_release(ctx);
-  th_pg_shutdown();
+  th_primitives_shutdown();
 }
 
 static int cmd_script(int argc, char **argv) {
@@ -392,7 +392,11 @@ static int cmd_token(int argc, char **argv) {
     fprintf(stderr, "todo-host: token needs AUTH_DEV_SECRET (development tokens only)\n");
     return 2;
   }
-  char *tok = th_jwt_mint_hs256(secret, sub, ttl, getenv("AUTH_ISSUER"), getenv("AUTH_AUDIENCE"));
+  /* AUTH_AUDIENCE may list several accepted audiences; a token carries the first. */
+  char audience[256] = "";
+  const char *aud = getenv("AUTH_AUDIENCE");
+  if (aud) snprintf(audience, sizeof audience, "%.*s", (int)strcspn(aud, ","), aud);
+  char *tok = th_jwt_mint_hs256(secret, sub, ttl, getenv("AUTH_ISSUER"), aud ? audience : NULL);
   if (!tok) {
     fprintf(stderr, "todo-host: could not make a token\n");
     return 1;

@@ -44,3 +44,9 @@ void th_primitives_preload(lua_State *L) {
   }
   lua_pop(L, 1);
 }
+
+void th_primitives_shutdown(void) {
+  th_pg_shutdown();
+  th_http_shutdown();
+  th_jwt_reset();
+}

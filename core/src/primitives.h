@@ -16,6 +16,13 @@ int luaopen_th_jwt(lua_State *L);     /* "jwt"       prim_jwt.c    */
 int luaopen_th_http_core(lua_State *L); /* "http.core" prim_http.c */
 int luaopen_th_tz(lua_State *L);      /* "tz"        prim_tz.c     */
 
+/* Release what primitives hold process-wide (pool connections, the curl multi
+ * handle, key sets) so the loop can close. Safe to call more than once. */
+void th_pg_shutdown(void);
+void th_http_shutdown(void);
+void th_jwt_reset(void);
+void th_primitives_shutdown(void);
+
 /* Register every primitive and embedded facade in package.preload of L. */
 void th_primitives_preload(lua_State *L);
 

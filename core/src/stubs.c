@@ -11,9 +11,6 @@
   }
 
 MISSING(luaopen_th_pg_core, "pg")
-MISSING(luaopen_th_crypto, "crypto")
-MISSING(luaopen_th_jwt, "jwt")
-MISSING(luaopen_th_http_core, "http")
 MISSING(luaopen_th_tz, "tz")
 
 __attribute__((weak)) int th_pg_ready(void) { return 0; }
@@ -28,12 +25,6 @@ __attribute__((weak)) int th_migrate(const char *database_url, char **bundle_dir
   (void)n_bundles;
   fprintf(stderr, "todo-host: migrations are not built into this todo-host\n");
   return -1;
-}
-
-__attribute__((weak)) char *th_jwt_mint_hs256(const char *secret, const char *sub, long ttl,
-                                              const char *issuer, const char *audience) {
-  (void)secret, (void)sub, (void)ttl, (void)issuer, (void)audience;
-  return NULL;
 }
 
 /* Whether the process has a database to report on in /readyz. */

@@ -186,7 +186,8 @@ end)
 describe("tasks.bulk", function()
   local id = "0193a1b2-0000-4000-8000-00000000000A"
   it("parses each action", function()
-    assert.are.same({ action = "complete", ids = { id:lower() } }, bulk.parse({ action = "complete", ids = { id, id } }))
+    assert.are.same({ action = "complete", ids = { id:lower() } },
+      bulk.parse({ action = "complete", ids = { id, id } }))
     local b = assert(bulk.parse({ action = "update", filter = { tag = { "A" } }, changes = { priority = "low" } }))
     assert.are.same({ "a" }, b.filter.tags)
     assert.are.same({ priority = 1 }, b.fields)

@@ -15,9 +15,14 @@
 --   with BYMONTH, BYSETPOS past the set size for coarse FREQs): dateutil scans
 --   to year 9999 before giving up, far too slow for this spec; the engine gives
 --   up after 400 empty years. A few are checked in rrule_spec.
+-- * Very sparse rules (BYMONTHDAY with ordinal BYDAY, BYYEARDAY with
+--   MINUTELY) cost dateutil up to seconds each; they are left to rrule_spec.
 -- * BYWEEKNO with negative weeks for days of the next year's week 1 that fall in
 --   late December: dateutil marks only BYWEEKNO=1 there (its "TODO: Check
 --   -numweeks for next year"), so BYWEEKNO is drawn from 1..53 and -1 only.
+-- * The engine ends a rule after 400 years without an occurrence; dateutil
+--   keeps going to 9999. A mismatch where the engine stopped and dateutil's next
+--   occurrence is over 400 years later is accepted (and counted).
 -- * dateutil signals an unreachable BYHOUR/BYMINUTE for HOURLY/MINUTELY with
 --   an exception; the engine yields nothing. An oracle error therefore means
 --   "expect no occurrence".
@@ -70,7 +75,7 @@ local function gen_case(id)
     end)
     has_by, has_weekno = true, true
   end
-  if not has_weekno and rand() < 0.2 and (freq == "YEARLY" or freq == "HOURLY" or freq == "MINUTELY") then
+  if not has_weekno and rand() < 0.2 and (freq == "YEARLY" or freq == "HOURLY") then
     parts[#parts + 1] = "BYYEARDAY=" .. pick_some(3, nonzero(1, 366))
     has_by, has_yday = true, true
   end
@@ -78,13 +83,15 @@ local function gen_case(id)
     parts[#parts + 1] = "BYMONTH=" .. pick_some(4, function() return rand(1, 12) end)
     has_by, has_month = true, true
   end
+  local has_mday = false
   if not has_yday and freq ~= "WEEKLY" and rand() < 0.3 then
     parts[#parts + 1] = "BYMONTHDAY=" .. pick_some(3, nonzero(1, 31))
-    has_by = true
+    has_by, has_mday = true, true
   end
   local plain_days = 0
   if rand() < 0.45 then
-    if (freq == "MONTHLY" or (freq == "YEARLY" and not has_weekno)) and rand() < 0.5 then
+    if (freq == "MONTHLY" or (freq == "YEARLY" and not has_weekno)) and not has_mday
+        and rand() < 0.5 then
       local maxn = (freq == "MONTHLY" or has_month) and 5 or 53
       parts[#parts + 1] = "BYDAY=" .. pick_some(2, function()
         return tostring(nonzero(1, rand() < 0.7 and math.min(5, maxn) or maxn)()) .. DAYS[rand(7)]
@@ -120,7 +127,8 @@ local function gen_case(id)
       if ngroup > 1 then
         parts[#parts + 1] = "BYSETPOS=" .. pick_some(2, nonzero(1, ngroup))
       end
-    elseif plain_days >= 2 and not has_month and not has_yday and not has_weekno then
+    elseif plain_days >= 2 and not has_month and not has_yday and not has_weekno
+        and not has_mday then
       parts[#parts + 1] = "BYSETPOS=" .. pick_some(2, nonzero(1, 2))
     end
   end
@@ -202,7 +210,7 @@ describe("rrule differential against python-dateutil", function()
     assert.is_true(rejected < N_CASES * 0.2)
 
     local failures = {}
-    local compared, occurrences = 0, 0
+    local compared, occurrences, quiet_ends = 0, 0, 0
     for _, c in ipairs(cases) do
       local want = oracle[c.id]
       assert(want, "oracle gave no answer for case " .. c.id)
@@ -212,6 +220,12 @@ describe("rrule differential against python-dateutil", function()
       local n = math.max(#got, #want)
       for i = 1, n do
         if got[i] ~= want[i] then
+          -- Explained: the engine ends a rule after 400 years without an
+          -- occurrence (a very sparse HOURLY rule can have such gaps).
+          if got[i] == nil and want[i] - (got[i - 1] or c.dtstart) > 400 * 365 * 86400 then
+            quiet_ends = quiet_ends + 1
+            break
+          end
           if #failures < 15 then
             failures[#failures + 1] = string.format("%s @%s %s: #%d ours %s dateutil %s",
               c.rule, c.naive, c.zone, i,
@@ -225,6 +239,7 @@ describe("rrule differential against python-dateutil", function()
       end
     end
     assert.are.equal(0, #failures, table.concat(failures, "\n"))
+    assert.is_true(quiet_ends < 5)
     assert.is_true(compared > 3000)
     assert.is_true(occurrences > 30000)
   end)

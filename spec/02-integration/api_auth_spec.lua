@@ -109,7 +109,8 @@ describe("Task API: authentication against a JWKS", function()
   end
 
   it("scopes tasks to the token's sub", function()
-    local status, task = host:request("POST", "/api/tasks", { token = fx.tokens.eddsa_valid, body = { title = "jwks" } })
+    local status, task = host:request("POST", "/api/tasks",
+      { token = fx.tokens.eddsa_valid, body = { title = "jwks" } })
     assert.are.equal(201, status)
     -- same sub through another key type: the same user
     status = host:request("GET", "/api/tasks/" .. task.id, { token = fx.tokens.rs256_valid })

@@ -93,8 +93,6 @@ describe("Task API: bulk and tags", function()
     assert.are.equal(200, status)
     assert.are.equal(3, res.matched)
     assert.are.equal(2, res.changed)
-    local due = {}
-    for _, t in ipairs(res.items) do due[t.id] = t.due_at end
     -- 14:00 in Paris (UTC+2 in July) and 14:00 in New York (UTC-4)
     local _, list = host:request("GET", "/api/tasks?due_after=2026-07-01T12:00:00Z&due_before=2026-07-01T12:00:01Z",
       { token = token })

@@ -70,6 +70,8 @@ describe("Task API: single tasks", function()
 
   describe("validation", function()
     local long = string.rep("a", 201)
+    local many_tags = {}
+    for i = 1, 21 do many_tags[i] = "t" .. i end
     local cases = {
       { "missing title", {}, "title" },
       { "empty title", { title = "" }, "title" },
@@ -85,7 +87,7 @@ describe("Task API: single tasks", function()
       { "unknown priority", { title = "t", priority = "urgent" }, "priority" },
       { "priority as number", { title = "t", priority = 3 }, "priority" },
       { "tags not an array", { title = "t", tags = "a,b" }, "tags" },
-      { "too many tags", { title = "t", tags = (function() local t = {} for i = 1, 21 do t[i] = "t" .. i end return t end)() }, "tags" },
+      { "too many tags", { title = "t", tags = many_tags }, "tags" },
       { "tag too long", { title = "t", tags = { string.rep("x", 33) } }, "tags" },
       { "empty tag", { title = "t", tags = { "" } }, "tags" },
       { "tag with a comma", { title = "t", tags = { "a,b" } }, "tags" },
@@ -313,6 +315,32 @@ describe("Task API: single tasks", function()
       assert.are.equal(200, status)
     end)
 
+    it("concurrent PATCHes with the same If-Match: exactly one wins, the others get 412", function()
+      local socket = require "socket"
+      local task = create({ title = "race" })
+      local n = 8
+      local conns = {}
+      for i = 1, n do
+        local body = '{"title": "writer ' .. i .. '"}'
+        local c = socket.tcp()
+        c:settimeout(30)
+        assert(c:connect("127.0.0.1", host.port))
+        c:send("PATCH /api/tasks/" .. task.id .. " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+          .. "Authorization: Bearer " .. alice .. "\r\nContent-Type: application/json\r\n"
+          .. 'If-Match: "1"\r\nContent-Length: ' .. #body .. "\r\n\r\n" .. body)
+        conns[i] = c
+      end
+      local counts = {}
+      for _, c in ipairs(conns) do
+        local status = h.read_response(c)
+        c:close()
+        counts[status] = (counts[status] or 0) + 1
+      end
+      assert.are.same({ [200] = 1, [412] = n - 1 }, counts)
+      local _, got = host:request("GET", "/api/tasks/" .. task.id, { token = alice })
+      assert.are.equal(2, got.version)
+    end)
+
     it("DELETE with a stale If-Match gets 412 and keeps the task", function()
       local task = create({ title = "keep me" })
       local url = "/api/tasks/" .. task.id
@@ -372,10 +400,12 @@ describe("Task API: single tasks", function()
       status, body = host:request("POST", "/api/tasks/bulk", { token = bob,
         body = { action = "update", filter = {}, changes = { title = "pwned" } } })
       assert.are.equal(200, status)
+      assert.are.equal(0, body.matched)
       status, body = host:request("GET", "/api/tasks?tag=secret-tag", { token = bob })
       assert.are.equal(200, status)
       assert.are.same({}, body.items)
       status, body = host:request("GET", "/api/tags", { token = bob })
+      assert.are.equal(200, status)
       for _, t in ipairs(body.items) do assert.are_not.equal("secret-tag", t.tag) end
       -- and nothing of alice's changed
       local got

@@ -31,6 +31,9 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_user_created_idx  ON tasks (user_id, created_at, id);
 CREATE INDEX tasks_user_updated_idx  ON tasks (user_id, updated_at, id);
 CREATE INDEX tasks_user_due_idx      ON tasks (user_id, due_at, id);
+-- due descending keeps tasks without a due date last (NULLS LAST), which a backward
+-- scan of the index above cannot give.
+CREATE INDEX tasks_user_due_desc_idx ON tasks (user_id, due_at DESC NULLS LAST, id DESC);
 CREATE INDEX tasks_user_priority_idx ON tasks (user_id, priority, id);
 CREATE INDEX tasks_user_title_idx    ON tasks (user_id, title, id);
 -- Pending tasks by due date: the "what is due / overdue" queries.

@@ -172,7 +172,8 @@ end
 
 --- GET /api/tags
 function M.tags(req)
-  for name in pairs(req.query_all or req.query or {}) do
+  local name = next(req.query_all or req.query or {})
+  if name ~= nil then
     return errors.invalid(name, "GET /api/tags takes no query parameters", "unknown_field")
   end
   local items, err, state = repo.tags(req.user)

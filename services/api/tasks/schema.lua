@@ -132,13 +132,13 @@ end
 
 -- Nested JSON (recurrence, reminders) -------------------------------------------------
 
---- True when t is a JSON array: marked so by the decoder, or keys exactly 1..n (n > 0).
+--- True when t is a JSON array: marked with json.array, or keys exactly 1..n (n > 0).
+-- (The decoder does not mark arrays, so an empty `[]` reads as an empty object.)
 function M.is_array(t)
   if type(t) ~= "table" then return false end
+  if json.is_array and json.is_array(t) then return true end
   local mt = getmetatable(t)
-  if mt and (mt.__jsontype == "array" or mt.__name == "json.array" or mt == json.array_mt) then
-    return true
-  end
+  if mt and mt.__jsontype == "array" then return true end
   local n = 0
   for k in pairs(t) do
     if math.type(k) ~= "integer" or k < 1 then return false end
@@ -259,7 +259,8 @@ function field.tz(v)
   if v == NULL then return NULL end
   if type(v) ~= "string" then return nil, "tz must be an IANA zone name like Europe/Paris, or null" end
   if not M.valid_zone(v) then
-    return nil, "tz must be an IANA zone name like Europe/Paris (unknown zone " .. v:sub(1, 64):gsub("[^%w_+%-/]", "?") .. ")"
+    local shown = v:sub(1, 64):gsub("[^%w_+%-/]", "?")
+    return nil, "tz must be an IANA zone name like Europe/Paris (unknown zone " .. shown .. ")"
   end
   return v
 end
@@ -281,7 +282,7 @@ function field.reminders(v)
   end
   local ok, msg = M.check_json(v)
   if not ok then return nil, "reminders " .. msg end
-  return v
+  return json.array(v) -- stored as a JSON array, also when empty
 end
 
 --- Per-field validators; other issues (recurrence) may replace one with a stricter check.

@@ -1,0 +1,85 @@
+-- The running Task API against its contract, spec/contracts/openapi.yaml: every route,
+-- its successes and its errors, are recorded and then checked (status documented,
+-- required headers present, bodies valid) by spec/support/openapi_check.py.
+local h = require "spec.helpers"
+local json = require "json"
+
+describe("Task API: OpenAPI contract", function()
+  local host, token, observed
+
+  local function call(method, path, opts)
+    opts = opts or {}
+    if opts.token == nil then opts.token = token end
+    if opts.token == false then opts.token = nil end
+    local status, body, headers, raw = host:request(method, path, opts)
+    assert.is_number(status, method .. " " .. path)
+    assert.are_not.equal(500, status, method .. " " .. path .. ": " .. tostring(raw))
+    -- The raw body goes to the checker: decoding here would turn an empty [] into {}.
+    observed[#observed + 1] = {
+      method = method, path = path:match("^[^?]*"), status = status, headers = headers, raw = raw or "",
+    }
+    return status, body, headers
+  end
+
+  lazy_setup(function()
+    host = h.start({ bundles = { "services/api" } })
+    token = h.token("contract-" .. os.time())
+    observed = {}
+  end)
+
+  lazy_teardown(function() if host then host:stop() end end)
+
+  it("every response matches the document", function()
+    local json_ct = { ["Content-Type"] = "application/json" }
+    local _, t = call("POST", "/api/tasks", { body = { title = "contract", tags = { "c" }, priority = "high",
+      due_at = "2026-05-01T09:00:00+02:00", tz = "Europe/Paris", recurrence = { freq = "daily" },
+      reminders = { { minutes = 10 } } } })
+    local _, t2 = call("POST", "/api/tasks", { body = { title = "second" } })
+    call("POST", "/api/tasks", { body = { title = "" } })
+    call("POST", "/api/tasks", { body = "{nope", headers = json_ct })
+    call("POST", "/api/tasks", { body = "title=x", headers = { ["Content-Type"] = "text/plain" } })
+    call("POST", "/api/tasks", { token = false, body = { title = "x" } })
+
+    call("GET", "/api/tasks")
+    call("GET", "/api/tasks?limit=1&sort=due&status=pending&priority=high,none&tag=c&tags_mode=any")
+    call("GET", "/api/tasks?q=contract")
+    call("GET", "/api/tasks?limit=0")
+    call("GET", "/api/tasks", { token = "garbage" })
+
+    local url = "/api/tasks/" .. t.id
+    call("GET", url)
+    call("GET", url, { headers = { ["If-None-Match"] = '"1"' } })
+    call("GET", "/api/tasks/00000000-0000-4000-8000-000000000000")
+    call("PATCH", url, { body = { description = "d" }, headers = { ["If-Match"] = '"1"' } })
+    call("PATCH", url, { body = { description = "e" }, headers = { ["If-Match"] = '"1"' } })
+    call("PATCH", url, { body = { bogus = true } })
+    call("PATCH", url, { body = "[", headers = json_ct })
+    call("PATCH", url, { body = "x", headers = { ["Content-Type"] = "text/plain" } })
+    call("POST", url .. "/complete")
+    call("POST", url .. "/complete", { headers = { ["If-Match"] = '"1"' } })
+    call("POST", url .. "/reopen")
+    call("POST", "/api/tasks/00000000-0000-4000-8000-000000000000/reopen")
+    call("POST", "/api/tasks/bulk",
+      { body = { action = "update", ids = { t.id, t2.id }, changes = { priority = "low" } } })
+    call("POST", "/api/tasks/bulk", { body = { action = "reschedule", filter = { tag = "c" }, time = "14:00" } })
+    call("POST", "/api/tasks/bulk",
+      { body = { action = "complete", ids = { "00000000-0000-4000-8000-000000000000" } } })
+    call("POST", "/api/tasks/bulk", { body = { action = "explode", ids = { t.id } } })
+    call("POST", "/api/tasks/bulk", { body = "{", headers = json_ct })
+    call("POST", "/api/tasks/bulk", { body = "x", headers = { ["Content-Type"] = "text/plain" } })
+    call("GET", "/api/tags")
+    call("GET", "/api/tags?x=1")
+    call("DELETE", url, { headers = { ["If-Match"] = '"1"' } })
+    call("POST", "/api/tasks/bulk", { body = { action = "delete", ids = { t2.id } } })
+    call("DELETE", url)
+    call("DELETE", url)
+
+    local dir = h.sh("mktemp -d /tmp/api-contract.XXXXXX")
+    local f = assert(io.open(dir .. "/observed.json", "w"))
+    f:write(json.encode(observed))
+    f:close()
+    local out, ok = h.sh("python3 spec/support/openapi_check.py spec/contracts/openapi.yaml "
+      .. h.sh_quote(dir .. "/observed.json"))
+    assert(ok, "\n" .. out)
+  end)
+end)
