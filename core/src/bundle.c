@@ -160,6 +160,13 @@ static th_state *load_bundle(th_generation *g, const char *dir, char *err, size_
   }
   s->name = strdup(name);
   lua_pop(L, 1);
+  int t = lua_getfield(L, -1, "on_start");
+  lua_pop(L, 1);
+  if (t != LUA_TNIL && t != LUA_TFUNCTION) {
+    snprintf(err, errlen, "%s: 'on_start' must be a function", file);
+    th_state_free(s);
+    return NULL;
+  }
   if (collect_routes(g, s, file, err, errlen) < 0) {
     th_state_free(s);
     return NULL;
@@ -201,10 +208,25 @@ th_generation *th_generation_load(char **dirs, int n) {
   return g;
 }
 
+void th_generation_start(th_generation *g) {
+  for (int i = 0; i < g->nstates; i++) {
+    th_state *s = g->states[i];
+    lua_State *L = s->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->manifest_ref);
+    if (lua_getfield(L, -1, "on_start") == LUA_TFUNCTION) {
+      lua_remove(L, -2);
+      th_task_start(s, L, 0, "on_start");
+    } else {
+      lua_pop(L, 2);
+    }
+  }
+}
+
 void th_generation_retire(th_generation *g) {
   if (!g) return;
   free_routes(g->routes, g->nroutes);
   for (int i = 0; i < g->nstates; i++) {
+    th_state_signal_stop(g->states[i]);
     g->states[i]->retired = 1;
     g->states[i]->gen = NULL;
     th_state_maybe_close(g->states[i]);

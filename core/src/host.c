@@ -181,6 +181,10 @@ static void unregister_state(th_state *s) {
     }
 }
 
+void th_states_signal_stop(void) {
+  for (int i = 0; i < n_states; i++) th_state_signal_stop(all_states[i]);
+}
+
 void th_states_visit(th_state_visit_fn fn, void *arg) {
   for (int i = 0; i < n_states; i++) fn(all_states[i], arg);
 }

@@ -32,6 +32,7 @@ struct th_state {
   struct th_generation *gen;
   char **interned;     /* strings that live as long as the state (route patterns) */
   int ninterned;
+  int stopping;        /* background tasks should return (reload, shutdown) */
 };
 
 /* A copy of str owned by s, valid until the state closes. */
@@ -82,6 +83,16 @@ int th_json_encode(lua_State *L, int idx, th_buf *out);
 
 /* The loop of this process. */
 void th_loop_init(void);
+
+/* Background tasks (prim_task.c). */
+void th_task_start(th_state *s, lua_State *L, int nargs, const char *name);
+void th_state_signal_stop(th_state *s);
+int th_jobs_active(void);
+void th_jobs_on_idle(void (*cb)(void));
+/* Run each state's manifest on_start as a background task. */
+void th_generation_start(th_generation *g);
+/* Ask every live state's background tasks to stop. */
+void th_states_signal_stop(void);
 
 /* Total Lua memory of live states, per bundle, for /metrics. */
 typedef void (*th_state_visit_fn)(const th_state *s, void *arg);

@@ -90,7 +90,11 @@ static void close_walk(uv_handle_t *h, void *arg) {
   if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+static int conns_drained;
+
 static void finish_shutdown(void) {
+  static int finished;
+  if (finished++) return;
   uv_timer_stop(&drain_timer);
   th_primitives_shutdown();
   th_server_set_generation(NULL);
@@ -112,13 +116,27 @@ static void on_drain_timeout(uv_timer_t *t) {
   _exit(0);
 }
 
+/* Shutdown finishes when the connections are drained and the background
+ * tasks have returned, whichever comes last. */
+static void maybe_finish(void) {
+  if (conns_drained && th_jobs_active() == 0) finish_shutdown();
+}
+
+static void on_conns_drained(void) {
+  conns_drained = 1;
+  maybe_finish();
+}
+
 static void begin_shutdown(void) {
   if (shutting_down) return;
   shutting_down = 1;
-  th_log(NULL, "info", "draining: %d connections open", th_server_active_connections());
+  th_log(NULL, "info", "draining: %d connections open, %d background tasks", th_server_active_connections(),
+         th_jobs_active());
   if (th_cfg.drain_timeout_ms > 0)
     uv_timer_start(&drain_timer, on_drain_timeout, (uint64_t)th_cfg.drain_timeout_ms, 0);
-  th_server_drain(finish_shutdown);
+  th_jobs_on_idle(maybe_finish);
+  th_states_signal_stop();
+  th_server_drain(on_conns_drained);
 }
 
 static void reload(void) {
@@ -128,6 +146,7 @@ static void reload(void) {
     return;
   }
   th_server_set_generation(g);
+  th_generation_start(g);
   th_log(NULL, "info", "reloaded %d bundles", n_bundles);
 }
 
@@ -152,6 +171,7 @@ static int worker_main(void) {
     return 2;
   }
   th_server_set_generation(g);
+  th_generation_start(g);
   uv_signal_init(th_loop(), &sig_term);
   uv_signal_init(th_loop(), &sig_int);
   uv_signal_init(th_loop(), &sig_hup);
@@ -311,6 +331,10 @@ static int cmd_migrate(int argc, char **argv) {
 static int script_status = 0;
 static int script_done = 0;
 
+static void script_jobs_idle(void) {
+  if (script_done) th_primitives_shutdown();
+}
+
 static void on_script_done(th_ctx *ctx, int status, int nres) {
   (void)nres;
   if (status != LUA_OK) {
@@ -318,15 +342,17 @@ static void on_script_done(th_ctx *ctx, int status, int nres) {
     script_status = 1;
   }
   script_done = 1;
+  th_state *s = ctx->state;
   th_ctx_release(ctx);
-  th_primitives_shutdown();
+  /* Background tasks the script spawned are asked to stop and awaited. */
+  th_state_signal_stop(s);
+  th_jobs_on_idle(script_jobs_idle);
+  if (th_jobs_active() == 0) th_primitives_shutdown();
 }
 
-static int cmd_script(int argc, char **argv) {
-  if (argc < 3) {
-    fprintf(stderr, "todo-host: script needs a FILE\n");
-    return 2;
-  }
+/* `todo-host script FILE ARGS...` runs a file; `todo-host NAME ARGS...` runs
+ * the embedded tool core/lua/cli_NAME.lua (e.g. `todo-host events ...`). */
+static int run_script(int argc, char **argv, const char *tool) {
   find_lua_root(NULL);
   th_log_set_level(th_cfg.log_level);
   th_loop_init();
@@ -346,7 +372,15 @@ static int cmd_script(int argc, char **argv) {
   lua_setglobal(L, "arg");
   th_ctx *ctx = th_ctx_new(s, TH_CTX_SCRIPT);
   ctx->done = on_script_done;
-  if (luaL_loadfile(ctx->co, argv[2]) != LUA_OK) {
+  if (tool) {
+    /* require(tool) returns the tool's main function */
+    lua_getglobal(ctx->co, "require");
+    lua_pushstring(ctx->co, tool);
+    if (lua_pcall(ctx->co, 1, 1, 0) != LUA_OK || !lua_isfunction(ctx->co, -1)) {
+      fprintf(stderr, "todo-host: %s\n", lua_isstring(ctx->co, -1) ? lua_tostring(ctx->co, -1) : "tool is not a function");
+      return 2;
+    }
+  } else if (luaL_loadfile(ctx->co, argv[2]) != LUA_OK) {
     fprintf(stderr, "todo-host: %s\n", lua_tostring(ctx->co, -1));
     return 2;
   }
@@ -421,8 +455,27 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (!strcmp(argv[1], "run")) return cmd_run(argc, argv);
   if (!strcmp(argv[1], "migrate")) return cmd_migrate(argc, argv);
-  if (!strcmp(argv[1], "script")) return cmd_script(argc, argv);
+  if (!strcmp(argv[1], "script")) {
+    if (argc < 3) {
+      fprintf(stderr, "todo-host: script needs a FILE\n");
+      return 2;
+    }
+    return run_script(argc, argv, NULL);
+  }
   if (!strcmp(argv[1], "token")) return cmd_token(argc, argv);
+  char tool[64];
+  snprintf(tool, sizeof tool, "cli_%s", argv[1]);
+  if (th_embedded_exists(tool)) {
+    /* shift so that arg[0] is the tool name, as for a script file */
+    char **args = calloc((size_t)argc + 2, sizeof(char *));
+    if (!args) abort();
+    args[0] = argv[0];
+    args[1] = "script";
+    for (int i = 1; i < argc; i++) args[i + 1] = argv[i];
+    int rc = run_script(argc + 1, args, tool);
+    free(args);
+    return rc;
+  }
   fprintf(stderr, "todo-host: unknown command '%s' (see todo-host --help)\n", argv[1]);
   return 2;
 }

@@ -5,6 +5,7 @@
 #include <lauxlib.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 struct th_embedded {
   const char *name;
@@ -16,7 +17,7 @@ extern const struct th_embedded th_embedded_lua[];
 static const luaL_Reg c_modules[] = {
     {"json", luaopen_th_json},     {"timer", luaopen_th_timer}, {"log", luaopen_th_log},
     {"pg.core", luaopen_th_pg_core}, {"crypto", luaopen_th_crypto}, {"jwt", luaopen_th_jwt},
-    {"http.core", luaopen_th_http_core}, {"tz", luaopen_th_tz},  {NULL, NULL},
+    {"http.core", luaopen_th_http_core}, {"tz", luaopen_th_tz}, {"task", luaopen_th_task},  {NULL, NULL},
 };
 
 /* Loader for an embedded facade: the source is compiled under its module name
@@ -49,4 +50,10 @@ void th_primitives_shutdown(void) {
   th_pg_shutdown();
   th_http_shutdown();
   th_jwt_reset();
+}
+
+int th_embedded_exists(const char *name) {
+  for (const struct th_embedded *e = th_embedded_lua; e->name; e++)
+    if (!strcmp(e->name, name)) return 1;
+  return 0;
 }

@@ -15,6 +15,7 @@ int luaopen_th_crypto(lua_State *L);  /* "crypto"    prim_crypto.c */
 int luaopen_th_jwt(lua_State *L);     /* "jwt"       prim_jwt.c    */
 int luaopen_th_http_core(lua_State *L); /* "http.core" prim_http.c */
 int luaopen_th_tz(lua_State *L);      /* "tz"        prim_tz.c     */
+int luaopen_th_task(lua_State *L);    /* "task"      prim_task.c   */
 
 /* Release what primitives hold process-wide (pool connections, the curl multi
  * handle, key sets) so the loop can close. Safe to call more than once. */
@@ -22,6 +23,9 @@ void th_pg_shutdown(void);
 void th_http_shutdown(void);
 void th_jwt_reset(void);
 void th_primitives_shutdown(void);
+
+/* Whether core/lua/NAME.lua is embedded (the `todo-host NAME` tools). */
+int th_embedded_exists(const char *name);
 
 /* Register every primitive and embedded facade in package.preload of L. */
 void th_primitives_preload(lua_State *L);

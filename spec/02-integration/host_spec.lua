@@ -222,6 +222,34 @@ describe("lifecycle", function()
     assert.truthy(host:log():find('"msg":"stopped"', 1, true))
   end)
 
+  it("runs background tasks from on_start, stops them on SIGTERM and waits for them", function()
+    local host = h.start { bundles = { "spec/fixtures/hello" }, no_database = true }
+    local first = select(2, host:request("GET", "/ticks")).ticks
+    h.sleep(0.3)
+    local second = select(2, host:request("GET", "/ticks")).ticks
+    assert.is_true(second > first, "ticker did not advance")
+    -- a failing background task is logged and the host keeps serving
+    assert.are.equal(202, (host:request("POST", "/spawn-failing")))
+    assert.truthy(h.eventually(function() return host:log():find("background task failed: .-background boom") end))
+    local t0 = require("timer").monotonic()
+    assert.are.equal(0, host:stop())
+    assert.is_true(require("timer").monotonic() - t0 < 2, "stop waited for the full drain timeout")
+    assert.truthy(host:log():find('"msg":"ticker stopped"', 1, true))
+  end)
+
+  it("restarts background tasks on reload and retires the old ones", function()
+    local dir = copy_fixture("hello")
+    local host = h.start { bundles = { dir }, no_database = true }
+    finally(function() host:stop() end)
+    h.sleep(0.3)
+    assert.is_true(select(2, host:request("GET", "/ticks")).ticks >= 3)
+    os.execute("kill -HUP " .. host.pid)
+    h.sleep(0.1)
+    -- the new state's ticker started from zero; the old one logged its stop
+    assert.is_true(select(2, host:request("GET", "/ticks")).ticks <= 3)
+    assert.truthy(h.eventually(function() return host:log():find('"msg":"ticker stopped"', 1, true) end))
+  end)
+
   it("runs several workers on one port", function()
     local host = h.start { bundles = { "spec/fixtures/hello" }, no_database = true, workers = 2 }
     local pids = {}

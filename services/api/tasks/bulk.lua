@@ -10,6 +10,7 @@
 -- @module tasks.bulk
 
 local schema = require "tasks.schema"
+local printable = require("http.errors").printable
 
 local M = {}
 
@@ -45,7 +46,7 @@ local function parse_filter(f)
   end
   for k in pairs(f) do
     if not FILTER_KEYS[k] then
-      return nil, "filter." .. tostring(k), "unknown filter " .. require("http.errors").printable(k)
+      return nil, "filter." .. tostring(k), "unknown filter " .. printable(k)
         .. "; allowed: status, priority, tag, tags_mode, due_before, due_after, overdue, q",
         "unknown_field"
     end
@@ -100,7 +101,7 @@ function M.parse(body)
   table.sort(keys)
   for _, k in ipairs(keys) do
     if k ~= "action" and k ~= "ids" and k ~= "filter" and not KEYS[action][k] then
-      return nil, k, "unknown field " .. require("http.errors").printable(k) .. " for action "
+      return nil, k, "unknown field " .. printable(k) .. " for action "
         .. action, "unknown_field"
     end
   end
@@ -119,7 +120,7 @@ function M.parse(body)
     for i, id in ipairs(ids) do
       if type(id) ~= "string" then return nil, "ids", "ids[" .. i .. "] must be a string" end
       if not M.is_uuid(id) then
-        return nil, "ids", "task not found: " .. require("http.errors").printable(id), "not_found"
+        return nil, "ids", "task not found: " .. printable(id), "not_found"
       end
       id = id:lower()
       if not seen[id] then

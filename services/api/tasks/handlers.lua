@@ -29,9 +29,9 @@ local function db_error(req, err, state)
   return errors.internal(req, tostring(err) .. " (" .. tostring(state) .. ")")
 end
 
+-- A validation failure from tasks.schema / tasks.bulk (an impossible id is a 404).
 local function invalid(field, msg, code)
   if code == "not_found" then return errors.not_found("task", field) end
-  if field == nil and code == "invalid_body" then return errors.invalid(nil, msg, code) end
   return errors.invalid(field, msg, code)
 end
 

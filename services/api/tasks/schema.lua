@@ -4,6 +4,8 @@
 -- @module tasks.schema
 
 local json = require "json"
+local query = require "http.query"
+local printable = require("http.errors").printable
 
 local NULL = json.null
 
@@ -200,8 +202,13 @@ local field = {}
 function field.title(v)
   if type(v) ~= "string" then return nil, "title must be a string (got " .. kind_of(v) .. ")" end
   local t = trim(v)
-  local _, msg = M.check_text(t, 1, M.TITLE_MAX)
-  if msg then return nil, "title " .. msg .. " (after trimming spaces)" end
+  local n, msg = M.check_text(t, 1, M.TITLE_MAX)
+  if not n then
+    if msg:find("characters", 1, true) or msg:find("empty", 1, true) then
+      msg = msg .. " (after trimming spaces)"
+    end
+    return nil, "title " .. msg
+  end
   return t
 end
 
@@ -312,8 +319,7 @@ function M.task_input(body, mode)
     if READ_ONLY[k] then
       return nil, k, k .. " is read-only", "read_only_field"
     elseif not M.WRITABLE[k] then
-      local printable = require("http.errors").printable(k)
-      return nil, k, "unknown field " .. printable .. "; writable fields: "
+      return nil, k, "unknown field " .. printable(k) .. "; writable fields: "
         .. table.concat(ORDER, ", "), "unknown_field"
     end
   end
@@ -398,25 +404,26 @@ end
 -- @tparam table req the request (query, query_all)
 -- @return options table, or nil, field, message, code
 function M.list_options(req)
-  local q = require "http.query"
-  for name in pairs(req.query_all or req.query or {}) do
+  local names = {}
+  for name in pairs(req.query_all or req.query or {}) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
     if not M.LIST_PARAMS[name] then
-      return nil, name, "unknown query parameter " .. require("http.errors").printable(name), "unknown_field"
+      return nil, name, "unknown query parameter " .. printable(name) .. "; allowed: status, priority, tag, "
+        .. "tags_mode, due_before, due_after, overdue, q, sort, order, limit, cursor", "unknown_field"
     end
-  end
-  -- Every single-valued parameter must be valid text before anything else looks at it.
-  for name in pairs(M.LIST_PARAMS) do
-    for _, v in ipairs(req.query_all and req.query_all[name] or { q.one(req, name) }) do
+    -- Every value must be valid text before anything else looks at it.
+    for _, v in ipairs(req.query_all and req.query_all[name] or { query.one(req, name) }) do
       local _, msg = M.check_text(v, 0, name == "cursor" and 2048 or 1000)
       if msg then return nil, name, name .. " " .. msg end
     end
   end
   local function get(name)
-    local v = q.one(req, name)
+    local v = query.one(req, name)
     if v == "" then return nil end
     return v
   end
-  local f, field_name, msg = M.filter(get, function(name) return q.list(req, name) end)
+  local f, field_name, msg = M.filter(get, function(name) return query.list(req, name) end)
   if not f then return nil, field_name, msg end
   local o = { filter = f }
   o.sort = get("sort") or (f.q and "relevance" or "created")
