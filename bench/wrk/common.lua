@@ -33,15 +33,35 @@ function M.setup(thread)
   thread:set("tid", next_tid)
 end
 
---- Install request() replaying `list` (formatted requests) in a cycle.
-function M.replay(list)
-  assert(#list > 0, "no requests to replay")
-  local i = 0
-  local n = #list
+--- A request() replaying the formatted requests `build()` returns, in a cycle.
+-- wrk calls request() once in its main state before any thread's init() (to check the
+-- request), so the list is built on first use, in whichever state calls it.
+function M.replay(build)
+  local list, n, i
   return function()
+    if not list then
+      list = build()
+      n = #list
+      assert(n > 0, "no requests to replay")
+      i = 0
+    end
     i = i % n + 1
     return list[i]
   end
+end
+
+--- Shuffle an array in place.
+function M.shuffle(t)
+  for i = #t, 2, -1 do
+    local j = math.random(i)
+    t[i], t[j] = t[j], t[i]
+  end
+  return t
+end
+
+--- A per-thread random seed (tid is set by setup() in each thread's state).
+function M.seed(tid)
+  math.randomseed(os.time() * 1000 + (tid or 0) * 7919)
 end
 
 function M.done(summary, latency)

@@ -81,6 +81,10 @@ void th_set_lua_root(const char *dir);
  * message pushed on L. Tables marked as arrays encode as [] when empty. */
 int th_json_encode(lua_State *L, int idx, th_buf *out);
 
+/* Decode JSON text: pushes the value and returns 0, or pushes an error message
+ * and returns -1. Arrays are marked (see th_mark_array); null is th_push_null. */
+int th_json_decode(lua_State *L, const char *s, size_t n);
+
 /* The loop of this process. */
 void th_loop_init(void);
 

@@ -92,10 +92,13 @@ static int req_json(lua_State *L) {
     lua_pushliteral(L, "empty body");
     return 2;
   }
-  lua_getfield(L, LUA_REGISTRYINDEX, "th.json.decode");
-  lua_pushvalue(L, -2);
-  lua_call(L, 1, 2);
-  return 2;
+  if (th_json_decode(L, body, len) < 0) {
+    lua_pushfstring(L, "malformed JSON: %s", lua_tostring(L, -1));
+    lua_pushnil(L);
+    lua_replace(L, -3);
+    return 2;
+  }
+  return 1;
 }
 
 static void push_request_mt(th_state *s, lua_State *co) {

@@ -401,7 +401,12 @@ static void respond_simple(th_conn *c, int status, const char *ctype, const char
 }
 
 int th_pg_ready(void);
-int th_pg_configured(void);
+
+/* Whether this process has a database to report on in /readyz. */
+static int th_pg_configured(void) {
+  const char *url = getenv("DATABASE_URL");
+  return url && *url;
+}
 
 static int handle_builtin(th_conn *c, th_request *r) {
   const char *path = r->url.data;

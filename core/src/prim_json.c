@@ -1,4 +1,6 @@
-/* prim_json.c: the `json` module on lua-cjson, and th_json_encode for the host.
+/* prim_json.c: the `json` module: encoding on lua-cjson (th_json_encode, also
+ * used by the host for response bodies and log fields), decoding on yajl
+ * (json_decode.c).
  *
  * lua-cjson 2.1.0 (Debian's) encodes every empty table as {}. Tables marked with
  * json.array (the pg primitive and query_all mark theirs) must encode as [], so
@@ -17,7 +19,8 @@ int luaopen_cjson(lua_State *L);
 #define SENTINEL "\xff\xfe th-empty-array \xfe\xff"
 #define MAX_DEPTH 128
 
-/* Loads cjson once per state, configured, and keeps encode/decode in the registry. */
+/* Loads cjson once per state, configured, and keeps its encoder in the
+ * registry. Decoding is json_decode.c's (cjson cannot keep [] apart from {}). */
 static void ensure_cjson(lua_State *L) {
   if (lua_getfield(L, LUA_REGISTRYINDEX, "th.json.encode") != LUA_TNIL) {
     lua_pop(L, 1);
@@ -25,12 +28,9 @@ static void ensure_cjson(lua_State *L) {
   }
   lua_pop(L, 1);
   luaL_requiref(L, "cjson", luaopen_cjson, 0);
-  static const char *calls[][2] = {{"encode_max_depth", NULL}, {"decode_max_depth", NULL}};
-  for (int i = 0; i < 2; i++) {
-    lua_getfield(L, -1, calls[i][0]);
-    lua_pushinteger(L, MAX_DEPTH);
-    lua_call(L, 1, 0);
-  }
+  lua_getfield(L, -1, "encode_max_depth");
+  lua_pushinteger(L, MAX_DEPTH);
+  lua_call(L, 1, 0);
   lua_getfield(L, -1, "encode_invalid_numbers");
   lua_pushboolean(L, 0);
   lua_call(L, 1, 0);
@@ -39,8 +39,6 @@ static void ensure_cjson(lua_State *L) {
   lua_call(L, 1, 0);
   lua_getfield(L, -1, "encode");
   lua_setfield(L, LUA_REGISTRYINDEX, "th.json.encode.raw");
-  lua_getfield(L, -1, "decode");
-  lua_setfield(L, LUA_REGISTRYINDEX, "th.json.decode.raw");
   lua_pop(L, 1);
 }
 
@@ -138,19 +136,17 @@ static int l_encode(lua_State *L) {
 
 /*** Decode JSON text.
  * @tparam string text
- * @return the value, or nil and "malformed JSON: ..." (nesting deeper than 128
- * levels is malformed too)
+ * @return the value (arrays marked with json.array, null as json.null), or nil
+ * and "malformed JSON: ..." (invalid UTF-8 and nesting deeper than 128 levels
+ * are malformed too)
  */
 static int l_decode(lua_State *L) {
   size_t n;
-  luaL_checklstring(L, 1, &n);
-  ensure_cjson(L);
-  lua_getfield(L, LUA_REGISTRYINDEX, "th.json.decode.raw");
-  lua_pushvalue(L, 1);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    const char *msg = lua_tostring(L, -1);
+  const char *text = luaL_checklstring(L, 1, &n);
+  if (th_json_decode(L, text, n) < 0) {
+    lua_pushfstring(L, "malformed JSON: %s", lua_tostring(L, -1));
     lua_pushnil(L);
-    lua_pushfstring(L, "malformed JSON: %s", msg ? msg : "?");
+    lua_replace(L, -3);
     return 2;
   }
   return 1;
@@ -189,7 +185,5 @@ int luaopen_th_json(lua_State *L) {
   luaL_newlib(L, fns);
   th_push_null(L);
   lua_setfield(L, -2, "null");
-  lua_getfield(L, -1, "decode");
-  lua_setfield(L, LUA_REGISTRYINDEX, "th.json.decode");
   return 1;
 }

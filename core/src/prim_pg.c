@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "host.h"
+#include "host_internal.h"
 #include "pg.h"
 #include "primitives.h"
 
@@ -923,167 +924,11 @@ static void push_tstz(lua_State *L, const char *s, size_t len) {
   lua_pushstring(L, out);
 }
 
-/* A small JSON reader for json/jsonb output (always valid JSON): objects become
- * tables, arrays become tables marked with th_mark_array, null the shared null.
- * scratch holds decoded strings (never longer than the source). */
-typedef struct {
-  const char *p, *end;
-  char *scratch;
-  lua_State *L;
-} th__json;
-
-static void json_ws(th__json *j) {
-  while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-    j->p++;
-}
-
-static void json_fail(th__json *j) {
-  luaL_error(j->L, "pg: cannot decode json near offset %d", (int)(j->end - j->p));
-}
-
-static unsigned json_hex4(th__json *j) {
-  unsigned v = 0;
-  for (int i = 0; i < 4; i++) {
-    if (j->p >= j->end || !isxdigit((unsigned char)*j->p)) json_fail(j);
-    char ch = *j->p++;
-    v = v * 16 +
-        (unsigned)(isdigit((unsigned char)ch) ? ch - '0' : (tolower((unsigned char)ch) - 'a' + 10));
-  }
-  return v;
-}
-
-static void json_string(th__json *j) {
-  char *o = j->scratch;
-  j->p++; /* opening quote */
-  while (j->p < j->end && *j->p != '"') {
-    char ch = *j->p++;
-    if (ch != '\\') {
-      *o++ = ch;
-      continue;
-    }
-    if (j->p >= j->end) json_fail(j);
-    ch = *j->p++;
-    switch (ch) {
-    case 'b': *o++ = '\b'; break;
-    case 'f': *o++ = '\f'; break;
-    case 'n': *o++ = '\n'; break;
-    case 'r': *o++ = '\r'; break;
-    case 't': *o++ = '\t'; break;
-    case 'u': {
-      unsigned cp = json_hex4(j);
-      if (cp >= 0xD800 && cp < 0xDC00 && j->end - j->p >= 6 && j->p[0] == '\\' && j->p[1] == 'u') {
-        j->p += 2;
-        unsigned lo = json_hex4(j);
-        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-      }
-      if (cp < 0x80)
-        *o++ = (char)cp;
-      else if (cp < 0x800)
-        *o++ = (char)(0xC0 | cp >> 6), *o++ = (char)(0x80 | (cp & 0x3F));
-      else if (cp < 0x10000)
-        *o++ = (char)(0xE0 | cp >> 12), *o++ = (char)(0x80 | ((cp >> 6) & 0x3F)),
-        *o++ = (char)(0x80 | (cp & 0x3F));
-      else
-        *o++ = (char)(0xF0 | cp >> 18), *o++ = (char)(0x80 | ((cp >> 12) & 0x3F)),
-        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F)), *o++ = (char)(0x80 | (cp & 0x3F));
-      break;
-    }
-    default: *o++ = ch; /* \" \\ \/ */
-    }
-  }
-  if (j->p >= j->end) json_fail(j);
-  j->p++;
-  lua_pushlstring(j->L, j->scratch, (size_t)(o - j->scratch));
-}
-
-static void json_value(th__json *j, int depth) {
-  lua_State *L = j->L;
-  if (depth > 200) luaL_error(L, "pg: json nested too deeply");
-  luaL_checkstack(L, 4, "json");
-  json_ws(j);
-  if (j->p >= j->end) json_fail(j);
-  char ch = *j->p;
-  if (ch == '{') {
-    j->p++;
-    lua_newtable(L);
-    json_ws(j);
-    if (j->p < j->end && *j->p == '}') {
-      j->p++;
-      return;
-    }
-    for (;;) {
-      json_ws(j);
-      if (j->p >= j->end || *j->p != '"') json_fail(j);
-      json_string(j);
-      json_ws(j);
-      if (j->p >= j->end || *j->p != ':') json_fail(j);
-      j->p++;
-      json_value(j, depth + 1);
-      lua_rawset(L, -3);
-      json_ws(j);
-      if (j->p < j->end && *j->p == ',') {
-        j->p++;
-        continue;
-      }
-      if (j->p < j->end && *j->p == '}') {
-        j->p++;
-        return;
-      }
-      json_fail(j);
-    }
-  } else if (ch == '[') {
-    j->p++;
-    lua_newtable(L);
-    th_mark_array(L);
-    json_ws(j);
-    if (j->p < j->end && *j->p == ']') {
-      j->p++;
-      return;
-    }
-    for (lua_Integer k = 1;; k++) {
-      json_value(j, depth + 1);
-      lua_rawseti(L, -2, k);
-      json_ws(j);
-      if (j->p < j->end && *j->p == ',') {
-        j->p++;
-        continue;
-      }
-      if (j->p < j->end && *j->p == ']') {
-        j->p++;
-        return;
-      }
-      json_fail(j);
-    }
-  } else if (ch == '"') {
-    json_string(j);
-  } else if (j->end - j->p >= 4 && memcmp(j->p, "null", 4) == 0) {
-    j->p += 4;
-    th_push_null(L);
-  } else if (j->end - j->p >= 4 && memcmp(j->p, "true", 4) == 0) {
-    j->p += 4;
-    lua_pushboolean(L, 1);
-  } else if (j->end - j->p >= 5 && memcmp(j->p, "false", 5) == 0) {
-    j->p += 5;
-    lua_pushboolean(L, 0);
-  } else {
-    const char *q = j->p;
-    while (q < j->end && (isdigit((unsigned char)*q) || *q == '-' || *q == '+' || *q == '.' ||
-                          *q == 'e' || *q == 'E'))
-      q++;
-    size_t n = (size_t)(q - j->p);
-    if (n == 0) json_fail(j);
-    memcpy(j->scratch, j->p, n);
-    j->scratch[n] = 0;
-    if (!lua_stringtonumber(L, j->scratch)) json_fail(j);
-    j->p = q;
-  }
-}
-
+/* json/jsonb columns: the host's one JSON decoder (json_decode.c), which keeps
+ * [] apart from {} and maps null to the shared null. */
 static void push_json(lua_State *L, const char *s, size_t len, char *scratch) {
-  th__json j = {s, s + len, scratch, L};
-  json_value(&j, 0);
-  json_ws(&j);
-  if (j.p != j.end) json_fail(&j);
+  (void)scratch;
+  if (th_json_decode(L, s, len) < 0) luaL_error(L, "pg: cannot decode json: %s", lua_tostring(L, -1));
 }
 
 static void push_scalar(lua_State *L, Oid t, const char *s, size_t len, char *scratch);

@@ -174,8 +174,8 @@ local function body(r)
   end
   if r.byweekno then
     local items = {}
-    for i, w in ipairs(r.byweekno) do items[i] = w < 0 and ordinal_word(w) or tostring(w) end
-    s = s .. " in week " .. list_and(items)
+    for i, w in ipairs(r.byweekno) do items[i] = w < 0 and ("the " .. ordinal_word(w) .. " week") or ("week " .. w) end
+    s = s .. " in " .. list_and(items)
   end
   if r.byyearday then
     local items = {}
@@ -192,8 +192,8 @@ local function body(r)
     for _, d in ipairs(r.byday) do
       items[#items + 1] = d.n and (ordinal_word(d.n) .. " " .. DAY[d.day]) or DAY[d.day]
     end
-    s = s .. (r.bymonthday and " if a " or " on the ") .. list_and(items, r.bymonthday and "or" or "and")
-    if not ords then s = s:gsub(" on the ", " on ", 1) end
+    local joiner = r.bymonthday and ", if a " or (ords and " on the " or " on ")
+    s = s .. joiner .. list_and(items, r.bymonthday and "or" or "and")
   end
   if r.bysetpos then
     local pos = {}
@@ -209,8 +209,9 @@ end
 -- @treturn[2] nil
 -- @treturn[2] string what is wrong with the rule
 local function describe(rule)
-  local r, err = rule, nil
+  local r = rule
   if type(rule) == "string" then
+    local err
     r, err = rrule.parse(rule)
     if not r then return nil, err end
   elseif type(rule) ~= "table" or not rule.freq then

@@ -613,6 +613,34 @@ local function generator(r, dtstart, zone, from_day)
   local buf, bn, bi = {}, 0, 1
   local dayl, dn = {}, 0
 
+  -- Fast path: when BYMONTHDAY is the only day filter (besides BYMONTH), add
+  -- the month's matching days directly instead of testing every day.
+  local mday_list = (bymd and not wdset and not nwd and not byyd and not bywno) and {} or nil
+  if mday_list then
+    for v in pairs(bymd) do mday_list[#mday_list + 1] = v end
+  end
+  local function add_month_days(first, last)
+    local n0 = dn
+    for i = 1, #mday_list do
+      local v = mday_list[i]
+      local j = v > 0 and first + v - 1 or last + v + 1
+      if j >= first and j <= last then
+        local dup = false
+        for q = n0 + 1, dn do if dayl[q] == j then dup = true break end end
+        if not dup then
+          -- insertion into the sorted tail dayl[n0+1..dn]
+          local q = dn
+          while q > n0 and dayl[q] > j do
+            dayl[q + 1] = dayl[q]
+            q = q - 1
+          end
+          dayl[q + 1] = j
+          dn = dn + 1
+        end
+      end
+    end
+  end
+
   -- Emit the days of dayl x group into buf, honouring BYSETPOS.
   local function emit_days()
     if setpos then
@@ -650,8 +678,12 @@ local function generator(r, dtstart, zone, from_day)
       set_year(py)
       if months then
         for _, m in ipairs(months) do
-          for j = MS[m], ME[m] do
-            if day_ok(j) then dn = dn + 1; dayl[dn] = j end
+          if mday_list then
+            add_month_days(MS[m], ME[m])
+          else
+            for j = MS[m], ME[m] do
+              if day_ok(j) then dn = dn + 1; dayl[dn] = j end
+            end
           end
         end
       else
@@ -669,8 +701,12 @@ local function generator(r, dtstart, zone, from_day)
           gen = gen + 1
           mark_nwd(first, last)
         end
-        for j = first, last do
-          if day_ok(j) then dn = dn + 1; dayl[dn] = j end
+        if mday_list then
+          add_month_days(first, last)
+        else
+          for j = first, last do
+            if day_ok(j) then dn = dn + 1; dayl[dn] = j end
+          end
         end
         emit_days()
       end
