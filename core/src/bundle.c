@@ -286,3 +286,21 @@ void th_route_push_params(lua_State *L, const th_route *r, const char *path, siz
     lua_setfield(L, -2, want + 1);
   }
 }
+
+/* The methods declared for a path, for the Allow header of a 405. */
+const char *th_route_allowed(const th_generation *g, const char *path, size_t len) {
+  static char allow[64];
+  allow[0] = '\0';
+  for (const char **m = methods; *m; m++) {
+    int declared = 0;
+    for (int i = 0; i < g->nroutes && !declared; i++)
+      declared = !strcmp(g->routes[i].method, *m) && route_matches(&g->routes[i], path, len);
+    if (!strcmp(*m, "HEAD") && !declared)
+      for (int i = 0; i < g->nroutes && !declared; i++)
+        declared = !strcmp(g->routes[i].method, "GET") && route_matches(&g->routes[i], path, len);
+    if (!declared) continue;
+    if (allow[0]) strcat(allow, ", ");
+    strcat(allow, *m);
+  }
+  return allow;
+}

@@ -67,6 +67,8 @@ void th_generation_retire(th_generation *g);
 const th_route *th_route_match(const th_generation *g, const char *method, const char *path,
                                size_t path_len, int *method_mismatch);
 
+const char *th_route_allowed(const th_generation *g, const char *path, size_t len);
+
 /* Capture the :params of a matched route into a new table on L. */
 void th_route_push_params(lua_State *L, const th_route *r, const char *path, size_t path_len);
 

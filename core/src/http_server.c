@@ -361,7 +361,22 @@ void th_conn_respond(th_conn *c, th_response *res) {
   conn_continue(c);
 }
 
+static void conn_error_with(th_conn *c, int status, const char *code, const char *message,
+                            const char *extra_headers);
+
 void th_conn_error(th_conn *c, int status, const char *code, const char *message) {
+  conn_error_with(c, status, code, message, NULL);
+}
+
+/* 405 with the Allow header listing what the path accepts. */
+static void th_conn_error_allow(th_conn *c, const char *allow) {
+  char hdr[128];
+  snprintf(hdr, sizeof hdr, "Allow: %s\r\n", allow);
+  conn_error_with(c, 405, "method_not_allowed", "this path does not accept that method", hdr);
+}
+
+static void conn_error_with(th_conn *c, int status, const char *code, const char *message,
+                            const char *extra_headers) {
   th_response res = {0};
   th_buf body = {0};
   res.status = status;
@@ -374,9 +389,7 @@ void th_conn_error(th_conn *c, int status, const char *code, const char *message
   th_buf_adds(&body, c->req.request_id);
   th_buf_adds(&body, "\"}}");
   th_buf_adds(&res.headers, "Content-Type: application/json\r\n");
-  if (status == 405) {
-    /* the caller appends Allow through res.headers in http_lua.c when it knows it */
-  }
+  if (extra_headers) th_buf_adds(&res.headers, extra_headers);
   res.body = body.data;
   res.body_len = body.len;
   th_conn_respond(c, &res);
@@ -454,7 +467,7 @@ static void dispatch(th_conn *c) {
   const th_route *route = th_route_match(current_gen, r->method, r->url.data, r->path_len, &mismatch);
   if (!route) {
     if (mismatch) {
-      th_conn_error(c, 405, "method_not_allowed", "this path does not accept that method");
+      th_conn_error_allow(c, th_route_allowed(current_gen, r->url.data, r->path_len));
     } else {
       th_conn_error(c, 404, "not_found", "no route for this path");
     }

@@ -383,6 +383,7 @@ static int t_not_found_and_method(void) {
   CHECK(request(main_host.port, "GET /nothing HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 404, "404: %d", r.status);
   CHECK(strstr(r.body, "\"error\":{\"code\":\"not_found\""), "shape %s", r.body);
   CHECK(request(main_host.port, "DELETE /hello HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 405, "405: %d", r.status);
+  CHECK(strstr(r.headers, "\r\nAllow: GET, HEAD\r\n"), "Allow header: %s", r.headers);
   return 0;
 }
 
