@@ -4,4 +4,4 @@ max_line_length = 120
 codes = true
 files["spec/**/*.lua"] = { std = "+busted" }
 files[".busted"] = { std = "lua54" }
-exclude_files = { "build/**", "build-asan/**", ".data/**" }
+exclude_files = { "build/**", "build-asan/**", ".data/**", "spec/fixtures/broken-syntax/**" }

@@ -47,14 +47,16 @@ static int split_pattern(th_route *r, char *err, size_t errlen) {
 
 static void free_routes(th_route *routes, int n) {
   for (int i = 0; i < n; i++) {
-    for (int j = 0; j < routes[i].nseg; j++) free(routes[i].segments[j]);
+    for (int j = 0; j < routes[i].nseg; j++)
+      free(routes[i].segments[j]);
     free(routes[i].segments);
   }
   free(routes);
 }
 
 /* Reads routes from the manifest at the top of s->L into g. */
-static int collect_routes(th_generation *g, th_state *s, const char *file, char *err, size_t errlen) {
+static int collect_routes(th_generation *g, th_state *s, const char *file, char *err,
+                          size_t errlen) {
   lua_State *L = s->L;
   lua_getfield(L, -1, "routes");
   if (lua_isnil(L, -1)) {
@@ -79,9 +81,11 @@ static int collect_routes(th_generation *g, th_state *s, const char *file, char 
     const char *method = lua_tostring(L, -3);
     const char *path = lua_tostring(L, -2);
     int ok_method = 0;
-    for (const char **m = methods; method && *m; m++) ok_method |= !strcmp(*m, method);
+    for (const char **m = methods; method && *m; m++)
+      ok_method |= !strcmp(*m, method);
     if (!ok_method) {
-      snprintf(err, errlen, "%s: routes[%lld]: method must be one of GET HEAD POST PUT PATCH DELETE OPTIONS",
+      snprintf(err, errlen,
+               "%s: routes[%lld]: method must be one of GET HEAD POST PUT PATCH DELETE OPTIONS",
                file, (long long)i);
       return -1;
     }
@@ -185,7 +189,8 @@ th_generation *th_generation_load(char **dirs, int n) {
     /* Trim trailing slashes so names and messages read well. */
     char *dir = strdup(dirs[i]);
     size_t len = strlen(dir);
-    while (len > 1 && dir[len - 1] == '/') dir[--len] = '\0';
+    while (len > 1 && dir[len - 1] == '/')
+      dir[--len] = '\0';
     int before = g->nroutes;
     th_state *s = load_bundle(g, dir, err, sizeof err);
     free(dir);
@@ -242,7 +247,8 @@ static int route_matches(const th_route *r, const char *path, size_t len) {
   while (p < end && *p == '/') {
     p++;
     const char *s = p;
-    while (p < end && *p != '/') p++;
+    while (p < end && *p != '/')
+      p++;
     size_t slen = (size_t)(p - s);
     if (slen == 0) {
       if (p == end) break; /* trailing slash */
@@ -279,7 +285,8 @@ void th_route_push_params(lua_State *L, const th_route *r, const char *path, siz
   while (p < end && *p == '/' && seg < r->nseg) {
     p++;
     const char *s = p;
-    while (p < end && *p != '/') p++;
+    while (p < end && *p != '/')
+      p++;
     const char *want = r->segments[seg++];
     if (want[0] != ':') continue;
     th_push_urldecoded(L, s, (size_t)(p - s), 0);

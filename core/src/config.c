@@ -65,9 +65,7 @@ static int apply(const setting *s, const char *value, const char *origin) {
   char *end = NULL;
   long n;
   switch (s->type) {
-  case T_STR:
-    *(const char **)s->field = value;
-    return 0;
+  case T_STR: *(const char **)s->field = value; return 0;
   case T_LEVEL:
     if (strcmp(value, "debug") && strcmp(value, "info") && strcmp(value, "warn") &&
         strcmp(value, "error")) {
@@ -135,7 +133,6 @@ int th_config_flag(int argc, char **argv, int i) {
   }
   return 0;
 }
-
 
 const char *th_config_str(const char *name, const char *fallback) {
   const char *v = getenv(name);

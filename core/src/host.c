@@ -81,8 +81,9 @@ th_ctx *th_ctx_current(lua_State *L) {
 th_ctx *th_ctx_check(lua_State *L, const char *what) {
   th_ctx *ctx = th_ctx_current(L);
   if (!ctx)
-    luaL_error(L, "%s can only wait inside a request, event, job or script coroutine "
-                  "(not at module load time nor inside a coroutine of your own)",
+    luaL_error(L,
+               "%s can only wait inside a request, event, job or script coroutine "
+               "(not at module load time nor inside a coroutine of your own)",
                what);
   return ctx;
 }
@@ -182,11 +183,13 @@ static void unregister_state(th_state *s) {
 }
 
 void th_states_signal_stop(void) {
-  for (int i = 0; i < n_states; i++) th_state_signal_stop(all_states[i]);
+  for (int i = 0; i < n_states; i++)
+    th_state_signal_stop(all_states[i]);
 }
 
 void th_states_visit(th_state_visit_fn fn, void *arg) {
-  for (int i = 0; i < n_states; i++) fn(all_states[i], arg);
+  for (int i = 0; i < n_states; i++)
+    fn(all_states[i], arg);
 }
 
 th_state *th_state_new(th_state_mode mode, const char *dir, size_t mem_limit, char *err,
@@ -245,7 +248,8 @@ const char *th_state_intern(th_state *s, const char *str) {
 void th_state_free(th_state *s) {
   if (!s) return;
   unregister_state(s);
-  for (int i = 0; i < s->ninterned; i++) free(s->interned[i]);
+  for (int i = 0; i < s->ninterned; i++)
+    free(s->interned[i]);
   free(s->interned);
   free_ctx_list(s);
   lua_close(s->L);

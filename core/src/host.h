@@ -38,9 +38,9 @@ typedef void (*th_cancel_fn)(th_ctx *ctx, void *data);
 typedef void (*th_done_fn)(th_ctx *ctx, int status, int nresults);
 
 struct th_ctx {
-  lua_State *co;     /* the coroutine */
-  int co_ref;        /* registry ref in state->L anchoring co */
-  th_state *state;   /* the bundle state co belongs to */
+  lua_State *co;   /* the coroutine */
+  int co_ref;      /* registry ref in state->L anchoring co */
+  th_state *state; /* the bundle state co belongs to */
   th_ctx_kind kind;
   int waiting;         /* 1 between th_yield and th_resume */
   th_cancel_fn cancel; /* may be NULL when the wait needs no teardown */

@@ -11,7 +11,7 @@ typedef struct th_route {
   const char *pattern; /* as declared, e.g. /api/tasks/:id (owned by the state) */
   char **segments;     /* split pattern; a segment starting with ':' is a param */
   int nseg;
-  int handler_ref;     /* registry ref in state->L */
+  int handler_ref; /* registry ref in state->L */
   th_state *state;
 } th_route;
 
@@ -19,20 +19,20 @@ typedef enum { TH_STATE_BUNDLE, TH_STATE_SCRIPT } th_state_mode;
 
 struct th_state {
   lua_State *L;
-  char *name;          /* bundle name from the manifest */
-  char *dir;           /* bundle directory */
+  char *name; /* bundle name from the manifest */
+  char *dir;  /* bundle directory */
   size_t mem_used, mem_limit;
-  int inflight;        /* live ctxs */
-  int retired;         /* closed when inflight drops to zero */
-  th_ctx *free_ctx;    /* recycled ctxs (their coroutines are reused) */
+  int inflight;     /* live ctxs */
+  int retired;      /* closed when inflight drops to zero */
+  th_ctx *free_ctx; /* recycled ctxs (their coroutines are reused) */
   int nfree;
-  int req_mt_ref;      /* metatable of request objects */
-  int manifest_ref;    /* the manifest table */
+  int req_mt_ref;            /* metatable of request objects */
+  int manifest_ref;          /* the manifest table */
   uint64_t load_deadline_ns; /* CPU bound while loading the manifest */
   struct th_generation *gen;
-  char **interned;     /* strings that live as long as the state (route patterns) */
+  char **interned; /* strings that live as long as the state (route patterns) */
   int ninterned;
-  int stopping;        /* background tasks should return (reload, shutdown) */
+  int stopping; /* background tasks should return (reload, shutdown) */
 };
 
 /* A copy of str owned by s, valid until the state closes. */
@@ -43,12 +43,13 @@ typedef struct th_generation {
   int nstates;
   th_route *routes;
   int nroutes;
-  int refs;            /* the server holds one while it is current */
+  int refs; /* the server holds one while it is current */
 } th_generation;
 
 /* Create a Lua state. mode BUNDLE gets the allow-listed environment. lua_dirs is a
  * ';'-separated list of extra module roots (the repository's lua/). */
-th_state *th_state_new(th_state_mode mode, const char *dir, size_t mem_limit, char *err, size_t errlen);
+th_state *th_state_new(th_state_mode mode, const char *dir, size_t mem_limit, char *err,
+                       size_t errlen);
 void th_state_free(th_state *s);
 /* Called when a ctx of s finished; frees a retired state that became idle. */
 void th_state_maybe_close(th_state *s);

@@ -14,16 +14,16 @@ typedef struct th_header {
 } th_header;
 
 typedef struct th_request {
-  const char *method;      /* static string from llhttp */
-  th_buf url;              /* path?query as received */
-  size_t path_len;         /* bytes of url before '?' */
-  th_buf hbuf;             /* header names (lower-cased) and values */
+  const char *method; /* static string from llhttp */
+  th_buf url;         /* path?query as received */
+  size_t path_len;    /* bytes of url before '?' */
+  th_buf hbuf;        /* header names (lower-cased) and values */
   th_header *headers;
   int nheaders, cap_headers;
   th_buf body;
   char request_id[64];
   int keep_alive;
-  int head;                /* HEAD: send headers only */
+  int head; /* HEAD: send headers only */
   uint64_t start_ns;
 } th_request;
 
@@ -32,10 +32,10 @@ typedef struct th_conn th_conn;
 /* A response under construction. */
 typedef struct th_response {
   int status;
-  th_buf headers;          /* extra "Name: value\r\n" lines */
+  th_buf headers; /* extra "Name: value\r\n" lines */
   const char *body;
   size_t body_len;
-  const char *route;       /* pattern for metrics and logs; may be NULL */
+  const char *route; /* pattern for metrics and logs; may be NULL */
 } th_response;
 
 /* Find a request header by lower-case name; returns its value or NULL. */

@@ -27,8 +27,7 @@ void th_push_urldecoded(lua_State *L, const char *s, size_t n, int plus_as_space
   char *out = luaL_buffinitsize(L, &b, n);
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
-    if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-        hexval(s[i + 2]) >= 0) {
+    if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
       out[k++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
       i += 2;
     } else if (plus_as_space && s[i] == '+') {
@@ -47,7 +46,8 @@ static void push_query(lua_State *L, const char *q, size_t n) {
   size_t i = 0;
   while (i < n) {
     size_t j = i;
-    while (j < n && q[j] != '&') j++;
+    while (j < n && q[j] != '&')
+      j++;
     if (j > i) {
       const char *eq = memchr(q + i, '=', j - i);
       size_t klen = eq ? (size_t)(eq - (q + i)) : j - i;
@@ -173,7 +173,7 @@ static int header_value_ok(const char *s, size_t n) {
 }
 
 static int reserved_header(const char *name, size_t n) {
-  static const char *reserved[] = {"content-length", "date", "connection", "x-request-id",
+  static const char *reserved[] = {"content-length",    "date", "connection", "x-request-id",
                                    "transfer-encoding", NULL};
   for (const char **r = reserved; *r; r++)
     if (strlen(*r) == n && !strncasecmp(*r, name, n)) return 1;
@@ -197,7 +197,8 @@ static const char *collect_response(th_ctx *ctx, int nres, th_response *res, th_
     lua_pushnil(co);
     while (lua_next(co, base + 2)) {
       size_t kn, vn;
-      if (lua_type(co, -2) != LUA_TSTRING || !(lua_type(co, -1) == LUA_TSTRING || lua_type(co, -1) == LUA_TNUMBER)) {
+      if (lua_type(co, -2) != LUA_TSTRING ||
+          !(lua_type(co, -1) == LUA_TSTRING || lua_type(co, -1) == LUA_TNUMBER)) {
         lua_pop(co, 2);
         return "response headers must map names to strings";
       }
@@ -225,7 +226,8 @@ static const char *collect_response(th_ctx *ctx, int nres, th_response *res, th_
       const char *s = lua_tolstring(co, base + 1, &n);
       th_buf_add(body, s, n);
       if (!has_ctype) th_buf_adds(&res->headers, "Content-Type: text/plain; charset=utf-8\r\n");
-    } else if (t == LUA_TTABLE || t == LUA_TLIGHTUSERDATA || t == LUA_TBOOLEAN || t == LUA_TNUMBER) {
+    } else if (t == LUA_TTABLE || t == LUA_TLIGHTUSERDATA || t == LUA_TBOOLEAN ||
+               t == LUA_TNUMBER) {
       if (th_json_encode(co, base + 1, body) < 0) {
         th_log(ctx, "error", "cannot encode the response body as JSON: %s", lua_tostring(co, -1));
         lua_pop(co, 1);

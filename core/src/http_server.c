@@ -29,12 +29,12 @@ struct th_conn {
   uv_tcp_t tcp;
   uv_timer_t timer;
   llhttp_t parser;
-  th_buf in;          /* received, not yet parsed bytes start at in_off */
+  th_buf in; /* received, not yet parsed bytes start at in_off */
   size_t in_off;
   th_request req;
-  th_buf out;         /* response being written */
+  th_buf out; /* response being written */
   conn_phase phase;
-  int refs;           /* tcp + timer + a running handler */
+  int refs; /* tcp + timer + a running handler */
   int reading;
   int error_status;   /* set by a callback that stops the parser */
   int last_was_value; /* header callbacks: value seen since the last field */
@@ -248,7 +248,8 @@ static int on_headers_complete(llhttp_t *p) {
   th_request *r = &c->req;
   /* A field with an empty value never saw on_header_value. */
   for (int i = 0; i < r->nheaders; i++)
-    if (r->headers[i].value_off == 0) r->headers[i].value_off = r->headers[i].name_off + r->headers[i].name_len;
+    if (r->headers[i].value_off == 0)
+      r->headers[i].value_off = r->headers[i].name_off + r->headers[i].name_len;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > th_cfg.max_body) return fail(c, 413);
   r->method = llhttp_method_name((llhttp_method_t)p->method);
   r->head = p->method == HTTP_HEAD;
@@ -464,7 +465,8 @@ static void dispatch(th_conn *c) {
     return;
   }
   int mismatch = 0;
-  const th_route *route = th_route_match(current_gen, r->method, r->url.data, r->path_len, &mismatch);
+  const th_route *route =
+      th_route_match(current_gen, r->method, r->url.data, r->path_len, &mismatch);
   if (!route) {
     if (mismatch) {
       th_conn_error_allow(c, th_route_allowed(current_gen, r->url.data, r->path_len));
@@ -503,7 +505,7 @@ static void conn_continue(th_conn *c) {
       continue;
     } else {
       int status = c->error_status ? c->error_status : 400;
-      const char *code = status == 431 ? "headers_too_large"
+      const char *code = status == 431   ? "headers_too_large"
                          : status == 413 ? "body_too_large"
                                          : "bad_request";
       const char *msg = status == 431   ? "request headers are too large"
@@ -532,7 +534,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   size_t want = 65536;
   if (c->in.cap - c->in.len < want + 1) {
     size_t cap = c->in.cap ? c->in.cap : want + 1;
-    while (cap - c->in.len < want + 1) cap *= 2;
+    while (cap - c->in.len < want + 1)
+      cap *= 2;
     c->in.data = realloc(c->in.data, cap);
     if (!c->in.data) abort();
     c->in.cap = cap;
@@ -553,15 +556,18 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     c->phase = C_HEAD;
     set_timer(c, th_cfg.header_timeout_ms);
   }
-  if (c->phase != C_HANDLING) conn_continue(c);
-  else conn_start_reading(c);
+  if (c->phase != C_HANDLING)
+    conn_continue(c);
+  else
+    conn_start_reading(c);
 }
 
 /* Stop reading while a request is being handled and enough is buffered, so a
  * client cannot make us buffer without bound. */
 static void conn_start_reading(th_conn *c) {
-  int want = c->phase != C_CLOSING &&
-             !(c->phase == C_HANDLING && c->in.len - c->in_off > th_cfg.max_header + th_cfg.max_body);
+  int want =
+      c->phase != C_CLOSING &&
+      !(c->phase == C_HANDLING && c->in.len - c->in_off > th_cfg.max_header + th_cfg.max_body);
   if (want && !c->reading) {
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     c->reading = 1;
@@ -586,8 +592,10 @@ static void on_timeout(uv_timer_t *t) {
 }
 
 static void set_timer(th_conn *c, int ms) {
-  if (ms <= 0) uv_timer_stop(&c->timer);
-  else uv_timer_start(&c->timer, on_timeout, (uint64_t)ms, 0);
+  if (ms <= 0)
+    uv_timer_stop(&c->timer);
+  else
+    uv_timer_start(&c->timer, on_timeout, (uint64_t)ms, 0);
 }
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -598,8 +606,10 @@ static void on_handle_closed(uv_handle_t *h) {
 static void conn_close(th_conn *c) {
   if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
   c->phase = C_CLOSING;
-  if (c->prev) c->prev->next = c->next;
-  else conns = c->next;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    conns = c->next;
   if (c->next) c->next->prev = c->prev;
   n_conns--;
   th_buf_free(&c->in);

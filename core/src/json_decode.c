@@ -33,8 +33,10 @@ static int attach(decoder *d) {
   lua_State *L = d->L;
   if (d->depth == 0) return 1;
   frame *f = &d->stack[d->depth - 1];
-  if (f->is_array) lua_rawseti(L, -2, ++f->n);
-  else lua_rawset(L, -3);
+  if (f->is_array)
+    lua_rawseti(L, -2, ++f->n);
+  else
+    lua_rawset(L, -3);
   return 1;
 }
 
@@ -102,8 +104,8 @@ static int on_map_key(void *ctx, const unsigned char *s, size_t n) {
 }
 
 static const yajl_callbacks callbacks = {
-    on_null, on_boolean, NULL, NULL, on_number, on_string, on_start_map,
-    on_map_key, on_end, on_start_array, on_end,
+    on_null,      on_boolean, NULL,   NULL,           on_number, on_string,
+    on_start_map, on_map_key, on_end, on_start_array, on_end,
 };
 
 typedef struct run_args {
@@ -130,10 +132,14 @@ static int hex4(const char *p, const char *end) {
   for (int i = 0; i < 4; i++) {
     char c = p[i];
     v <<= 4;
-    if (c >= '0' && c <= '9') v |= c - '0';
-    else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
-    else return -1;
+    if (c >= '0' && c <= '9')
+      v |= c - '0';
+    else if (c >= 'a' && c <= 'f')
+      v |= c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+      v |= c - 'A' + 10;
+    else
+      return -1;
   }
   return v;
 }

@@ -21,7 +21,8 @@ static int flusher_active;
 void th_buf_add(th_buf *b, const char *s, size_t n) {
   if (b->len + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n + 1) cap *= 2;
+    while (cap < b->len + n + 1)
+      cap *= 2;
     b->data = realloc(b->data, cap);
     if (!b->data) abort();
     b->cap = cap;
@@ -130,7 +131,8 @@ void th_log_flush(void) {
     size_t chunk = out.len - off;
     if (chunk > 4096) {
       size_t cut = off + 4096;
-      while (cut > off && out.data[cut - 1] != '\n') cut--;
+      while (cut > off && out.data[cut - 1] != '\n')
+        cut--;
       chunk = cut > off ? cut - off : 4096;
     }
     ssize_t w = write(STDOUT_FILENO, out.data + off, chunk);

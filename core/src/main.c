@@ -40,21 +40,22 @@ static uv_timer_t drain_timer;
 static int shutting_down;
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "todo-host %s: a libuv/Lua runtime for service bundles\n\n"
-          "usage:\n"
-          "  todo-host run [--watch] [--port N] [--workers N] BUNDLE_DIR...\n"
-          "  todo-host migrate BUNDLE_DIR...\n"
-          "  todo-host script FILE [ARGS...]\n"
-          "  todo-host token --sub USER [--ttl SECONDS]\n"
-          "  todo-host --help | --version\n\n"
-          "settings (environment; the flag of the same name wins):\n"
-          "  PORT (8080)  HOST (0.0.0.0)  WORKERS (CPU count)  DATABASE_URL  LOG_LEVEL (info)\n"
-          "  MAX_BODY_BYTES (1048576)  MAX_HEADER_BYTES (16384)  HEADER_TIMEOUT_MS (10000)\n"
-          "  BODY_TIMEOUT_MS (30000)  KEEPALIVE_TIMEOUT_MS (60000)  MAX_CONNECTIONS (10000)\n"
-          "  DRAIN_TIMEOUT_MS (20000)  CPU_BUDGET_MS (1000)  BUNDLE_MEMORY_MB (256)  ACCESS_LOG (on)\n"
-          "  TODO_LUA_ROOT (the shared lua/ directory; found next to the bundles by default)\n",
-          TH_VERSION);
+  fprintf(
+      f,
+      "todo-host %s: a libuv/Lua runtime for service bundles\n\n"
+      "usage:\n"
+      "  todo-host run [--watch] [--port N] [--workers N] BUNDLE_DIR...\n"
+      "  todo-host migrate BUNDLE_DIR...\n"
+      "  todo-host script FILE [ARGS...]\n"
+      "  todo-host token --sub USER [--ttl SECONDS]\n"
+      "  todo-host --help | --version\n\n"
+      "settings (environment; the flag of the same name wins):\n"
+      "  PORT (8080)  HOST (0.0.0.0)  WORKERS (CPU count)  DATABASE_URL  LOG_LEVEL (info)\n"
+      "  MAX_BODY_BYTES (1048576)  MAX_HEADER_BYTES (16384)  HEADER_TIMEOUT_MS (10000)\n"
+      "  BODY_TIMEOUT_MS (30000)  KEEPALIVE_TIMEOUT_MS (60000)  MAX_CONNECTIONS (10000)\n"
+      "  DRAIN_TIMEOUT_MS (20000)  CPU_BUDGET_MS (1000)  BUNDLE_MEMORY_MB (256)  ACCESS_LOG (on)\n"
+      "  TODO_LUA_ROOT (the shared lua/ directory; found next to the bundles by default)\n",
+      TH_VERSION);
 }
 
 /* lua/ beside services/: <bundle>/../../lua, else the installed share dir. */
@@ -130,8 +131,8 @@ static void on_conns_drained(void) {
 static void begin_shutdown(void) {
   if (shutting_down) return;
   shutting_down = 1;
-  th_log(NULL, "info", "draining: %d connections open, %d background tasks", th_server_active_connections(),
-         th_jobs_active());
+  th_log(NULL, "info", "draining: %d connections open, %d background tasks",
+         th_server_active_connections(), th_jobs_active());
   if (th_cfg.drain_timeout_ms > 0)
     uv_timer_start(&drain_timer, on_drain_timeout, (uint64_t)th_cfg.drain_timeout_ms, 0);
   th_jobs_on_idle(maybe_finish);
@@ -167,7 +168,8 @@ static int worker_main(void) {
   if (!g) return 2;
   int rc = th_server_listen(th_cfg.host, th_cfg.port, 1);
   if (rc < 0) {
-    fprintf(stderr, "todo-host: cannot listen on %s:%d: %s\n", th_cfg.host, th_cfg.port, uv_strerror(rc));
+    fprintf(stderr, "todo-host: cannot listen on %s:%d: %s\n", th_cfg.host, th_cfg.port,
+            uv_strerror(rc));
     return 2;
   }
   th_server_set_generation(g);
@@ -180,7 +182,8 @@ static int worker_main(void) {
   uv_signal_start(&sig_hup, on_signal, SIGHUP);
   uv_timer_init(th_loop(), &drain_timer);
   if (th_cfg.watch) th_watch_start(bundle_dirs, n_bundles, th_lua_root(), reload);
-  th_log(NULL, "info", "listening on http://%s:%d with %d bundles", th_cfg.host, th_cfg.port, n_bundles);
+  th_log(NULL, "info", "listening on http://%s:%d with %d bundles", th_cfg.host, th_cfg.port,
+         n_bundles);
   uv_run(th_loop(), UV_RUN_DEFAULT);
   uv_walk(th_loop(), close_walk, NULL);
   uv_run(th_loop(), UV_RUN_DEFAULT);
@@ -377,14 +380,16 @@ static int run_script(int argc, char **argv, const char *tool) {
     lua_getglobal(ctx->co, "require");
     lua_pushstring(ctx->co, tool);
     if (lua_pcall(ctx->co, 1, 1, 0) != LUA_OK || !lua_isfunction(ctx->co, -1)) {
-      fprintf(stderr, "todo-host: %s\n", lua_isstring(ctx->co, -1) ? lua_tostring(ctx->co, -1) : "tool is not a function");
+      fprintf(stderr, "todo-host: %s\n",
+              lua_isstring(ctx->co, -1) ? lua_tostring(ctx->co, -1) : "tool is not a function");
       return 2;
     }
   } else if (luaL_loadfile(ctx->co, argv[2]) != LUA_OK) {
     fprintf(stderr, "todo-host: %s\n", lua_tostring(ctx->co, -1));
     return 2;
   }
-  for (int i = 3; i < argc; i++) lua_pushstring(ctx->co, argv[i]);
+  for (int i = 3; i < argc; i++)
+    lua_pushstring(ctx->co, argv[i]);
   th_ctx_start(ctx, argc - 3);
   uv_run(th_loop(), UV_RUN_DEFAULT);
   if (!script_done) {
@@ -443,7 +448,8 @@ static int cmd_token(int argc, char **argv) {
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   atexit(th_log_flush);
-  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+      !strcmp(argv[1], "help")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
@@ -471,7 +477,8 @@ int main(int argc, char **argv) {
     if (!args) abort();
     args[0] = argv[0];
     args[1] = "script";
-    for (int i = 1; i < argc; i++) args[i + 1] = argv[i];
+    for (int i = 1; i < argc; i++)
+      args[i + 1] = argv[i];
     int rc = run_script(argc + 1, args, tool);
     free(args);
     return rc;

@@ -12,7 +12,8 @@
 
 #include "host_internal.h"
 
-static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 #define NB (sizeof bounds / sizeof bounds[0])
 
 typedef struct series {
@@ -92,24 +93,28 @@ static void visit_state(const th_state *s, void *arg) {
 
 void th_metrics_render(th_buf *out) {
   int pid = (int)getpid();
-  th_buf_adds(out, "# HELP todo_host_http_requests_total HTTP requests by route, method and status.\n"
-                   "# TYPE todo_host_http_requests_total counter\n");
+  th_buf_adds(out,
+              "# HELP todo_host_http_requests_total HTTP requests by route, method and status.\n"
+              "# TYPE todo_host_http_requests_total counter\n");
   for (int i = 0; i < n_counters; i++) {
     th_buf_printf(out, "todo_host_http_requests_total{worker=\"%d\",route=\"", pid);
     label(out, counters[i].route);
     th_buf_printf(out, "\",method=\"%s\",status=\"%d\"} %llu\n", counters[i].method,
                   counters[i].status, (unsigned long long)counters[i].count);
   }
-  th_buf_adds(out, "# HELP todo_host_http_request_duration_seconds Time from the first byte of a request to its response.\n"
+  th_buf_adds(out, "# HELP todo_host_http_request_duration_seconds Time from the first byte of a "
+                   "request to its response.\n"
                    "# TYPE todo_host_http_request_duration_seconds histogram\n");
   for (int i = 0; i < n_hists; i++) {
     hist *h = &hists[i];
     for (size_t b = 0; b < NB; b++) {
-      th_buf_printf(out, "todo_host_http_request_duration_seconds_bucket{worker=\"%d\",route=\"", pid);
+      th_buf_printf(out, "todo_host_http_request_duration_seconds_bucket{worker=\"%d\",route=\"",
+                    pid);
       label(out, h->route);
       th_buf_printf(out, "\",le=\"%g\"} %llu\n", bounds[b], (unsigned long long)h->buckets[b]);
     }
-    th_buf_printf(out, "todo_host_http_request_duration_seconds_bucket{worker=\"%d\",route=\"", pid);
+    th_buf_printf(out, "todo_host_http_request_duration_seconds_bucket{worker=\"%d\",route=\"",
+                  pid);
     label(out, h->route);
     th_buf_printf(out, "\",le=\"+Inf\"} %llu\n", (unsigned long long)h->count);
     th_buf_printf(out, "todo_host_http_request_duration_seconds_sum{worker=\"%d\",route=\"", pid);

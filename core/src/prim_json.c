@@ -70,8 +70,10 @@ static void set_sentinels(lua_State *L, int list_idx, int on) {
   lua_Integer n = luaL_len(L, list_idx);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, list_idx, i);
-    if (on) lua_pushliteral(L, SENTINEL);
-    else lua_pushnil(L);
+    if (on)
+      lua_pushliteral(L, SENTINEL);
+    else
+      lua_pushnil(L);
     lua_rawseti(L, -2, 1);
     lua_pop(L, 1);
   }
@@ -186,8 +188,11 @@ static int l_is_array(lua_State *L) {
 }
 
 int luaopen_th_json(lua_State *L) {
-  static const luaL_Reg fns[] = {{"encode", l_encode}, {"decode", l_decode}, {"array", l_array},
-                                 {"is_array", l_is_array}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"encode", l_encode},
+                                 {"decode", l_decode},
+                                 {"array", l_array},
+                                 {"is_array", l_is_array},
+                                 {NULL, NULL}};
   ensure_cjson(L);
   luaL_newlib(L, fns);
   th_push_null(L);

@@ -30,8 +30,10 @@ int th_jobs_active(void) { return jobs_active; }
 void th_jobs_on_idle(void (*cb)(void)) { on_jobs_idle = cb; }
 
 static void unlink_waiter(waiter *w) {
-  if (w->prev) w->prev->next = w->next;
-  else waiters = w->next;
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    waiters = w->next;
   if (w->next) w->next->prev = w->prev;
   w->next = w->prev = NULL;
 }
@@ -71,7 +73,8 @@ void th_state_signal_stop(th_state *s) {
 
 static void on_job_done(th_ctx *ctx, int status, int nres) {
   (void)nres;
-  if (status != LUA_OK) th_log(ctx, "error", "background task failed: %s", lua_tostring(ctx->co, -1));
+  if (status != LUA_OK)
+    th_log(ctx, "error", "background task failed: %s", lua_tostring(ctx->co, -1));
   th_ctx_release(ctx);
   if (--jobs_active == 0 && on_jobs_idle) on_jobs_idle();
 }

@@ -58,8 +58,8 @@ static int tz__valid(const char *name, size_t len) {
       comp = 0;
       continue;
     }
-    int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-             (c >= '0' && c <= '9') || c == '_' || c == '+' || c == '-' || c == '.';
+    int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+             c == '_' || c == '+' || c == '-' || c == '.';
     if (!ok) return 0;
     comp++;
   }
@@ -70,8 +70,8 @@ static int tz__valid(const char *name, size_t len) {
   if (fd < 0) return 0;
   struct stat st;
   char magic[4];
-  int good = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-             read(fd, magic, 4) == 4 && memcmp(magic, "TZif", 4) == 0;
+  int good = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && read(fd, magic, 4) == 4 &&
+             memcmp(magic, "TZif", 4) == 0;
   close(fd);
   if (good) memcpy(valid_zone, name, len + 1);
   return good;
@@ -111,8 +111,7 @@ static int64_t tz__floordiv(int64_t a, int64_t b) {
 static int tz__offset(lua_State *L, int64_t t, struct tm *out) {
   time_t tt = (time_t)t;
   struct tm tmv, *tm = out ? out : &tmv;
-  if ((int64_t)tt != t || localtime_r(&tt, tm) == NULL)
-    return luaL_error(L, "time out of range");
+  if ((int64_t)tt != t || localtime_r(&tt, tm) == NULL) return luaL_error(L, "time out of range");
   return (int)tm->tm_gmtoff;
 }
 
@@ -145,8 +144,7 @@ static int64_t tz__checkint(lua_State *L, int idx) {
 }
 
 /* Wall seconds from possibly out-of-range fields (normalized like mktime). */
-static int64_t tz__wall(int64_t y, int64_t mo, int64_t d, int64_t h, int64_t mi,
-                        int64_t s) {
+static int64_t tz__wall(int64_t y, int64_t mo, int64_t d, int64_t h, int64_t mi, int64_t s) {
   int64_t m0 = mo - 1;
   y += tz__floordiv(m0, 12);
   m0 -= tz__floordiv(m0, 12) * 12;
@@ -269,8 +267,8 @@ static int l_format(lua_State *L) {
     snprintf(buf + n, sizeof buf - (size_t)n, "Z");
   } else {
     int a = off < 0 ? -off : off;
-    snprintf(buf + n, sizeof buf - (size_t)n, "%c%02d:%02d", off < 0 ? '-' : '+',
-             a / 3600, a / 60 % 60);
+    snprintf(buf + n, sizeof buf - (size_t)n, "%c%02d:%02d", off < 0 ? '-' : '+', a / 3600,
+             a / 60 % 60);
   }
   lua_pushstring(L, buf);
   return 1;
@@ -360,10 +358,14 @@ static int l_parse_rfc3339(lua_State *L) {
 
 int luaopen_th_tz(lua_State *L) {
   static const luaL_Reg fns[] = {
-      {"valid", l_valid},         {"to_local", l_to_local},
-      {"from_local", l_from_local}, {"from_wall", l_from_wall},
-      {"to_wall", l_to_wall},     {"format", l_format},
-      {"parse_rfc3339", l_parse_rfc3339}, {NULL, NULL},
+      {"valid", l_valid},
+      {"to_local", l_to_local},
+      {"from_local", l_from_local},
+      {"from_wall", l_from_wall},
+      {"to_wall", l_to_wall},
+      {"format", l_format},
+      {"parse_rfc3339", l_parse_rfc3339},
+      {NULL, NULL},
   };
   luaL_newlib(L, fns);
   return 1;

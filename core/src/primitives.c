@@ -15,9 +15,16 @@ struct th_embedded {
 extern const struct th_embedded th_embedded_lua[];
 
 static const luaL_Reg c_modules[] = {
-    {"json", luaopen_th_json},     {"timer", luaopen_th_timer}, {"log", luaopen_th_log},
-    {"pg.core", luaopen_th_pg_core}, {"crypto", luaopen_th_crypto}, {"jwt", luaopen_th_jwt},
-    {"http.core", luaopen_th_http_core}, {"tz", luaopen_th_tz}, {"task", luaopen_th_task},  {NULL, NULL},
+    {"json", luaopen_th_json},
+    {"timer", luaopen_th_timer},
+    {"log", luaopen_th_log},
+    {"pg.core", luaopen_th_pg_core},
+    {"crypto", luaopen_th_crypto},
+    {"jwt", luaopen_th_jwt},
+    {"http.core", luaopen_th_http_core},
+    {"tz", luaopen_th_tz},
+    {"task", luaopen_th_task},
+    {NULL, NULL},
 };
 
 /* Loader for an embedded facade: the source is compiled under its module name

@@ -7,15 +7,15 @@
 
 #include <lua.h>
 
-int luaopen_th_json(lua_State *L);    /* "json"      prim_json.c   */
-int luaopen_th_timer(lua_State *L);   /* "timer"     prim_timer.c  */
-int luaopen_th_log(lua_State *L);     /* "log"       prim_log.c    */
-int luaopen_th_pg_core(lua_State *L); /* "pg.core"   prim_pg.c     */
-int luaopen_th_crypto(lua_State *L);  /* "crypto"    prim_crypto.c */
-int luaopen_th_jwt(lua_State *L);     /* "jwt"       prim_jwt.c    */
+int luaopen_th_json(lua_State *L);      /* "json"      prim_json.c   */
+int luaopen_th_timer(lua_State *L);     /* "timer"     prim_timer.c  */
+int luaopen_th_log(lua_State *L);       /* "log"       prim_log.c    */
+int luaopen_th_pg_core(lua_State *L);   /* "pg.core"   prim_pg.c     */
+int luaopen_th_crypto(lua_State *L);    /* "crypto"    prim_crypto.c */
+int luaopen_th_jwt(lua_State *L);       /* "jwt"       prim_jwt.c    */
 int luaopen_th_http_core(lua_State *L); /* "http.core" prim_http.c */
-int luaopen_th_tz(lua_State *L);      /* "tz"        prim_tz.c     */
-int luaopen_th_task(lua_State *L);    /* "task"      prim_task.c   */
+int luaopen_th_tz(lua_State *L);        /* "tz"        prim_tz.c     */
+int luaopen_th_task(lua_State *L);      /* "task"      prim_task.c   */
 
 /* Release what primitives hold process-wide (pool connections, the curl multi
  * handle, key sets) so the loop can close. Safe to call more than once. */

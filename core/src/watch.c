@@ -48,7 +48,8 @@ static void newest(const char *dir, struct timespec *best, int depth) {
 
 static struct timespec scan(void) {
   struct timespec best = {0, 0};
-  for (int i = 0; i < n_dirs; i++) newest(watch_dirs[i], &best, 0);
+  for (int i = 0; i < n_dirs; i++)
+    newest(watch_dirs[i], &best, 0);
   if (root) newest(root, &best, 0);
   return best;
 }

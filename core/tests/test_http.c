@@ -23,14 +23,14 @@
 static const char *host_bin;
 static char fixture[1024];
 
-#define CHECK(cond, ...)                                                   \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      fprintf(stderr, "  %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                                        \
-      fprintf(stderr, "\n");                                               \
-      return 1;                                                            \
-    }                                                                      \
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "  %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);                   \
+      fprintf(stderr, __VA_ARGS__);                                                                \
+      fprintf(stderr, "\n");                                                                       \
+      return 1;                                                                                    \
+    }                                                                                              \
   } while (0)
 
 /* ---- a host process ---------------------------------------------------- */
@@ -52,7 +52,8 @@ static int free_port(void) {
 
 static int connect_port(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port),
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
     close(fd);
@@ -77,7 +78,8 @@ static host start_host(const char *extra_env[]) {
     setenv("MAX_BODY_BYTES", "1024", 1);
     setenv("ACCESS_LOG", "off", 1);
     unsetenv("DATABASE_URL");
-    for (int i = 0; extra_env && extra_env[i]; i += 2) setenv(extra_env[i], extra_env[i + 1], 1);
+    for (int i = 0; extra_env && extra_env[i]; i += 2)
+      setenv(extra_env[i], extra_env[i + 1], 1);
     if (!getenv("TEST_VERBOSE")) freopen("/dev/null", "w", stdout);
     execl(host_bin, host_bin, "run", fixture, (char *)NULL);
     _exit(127);
@@ -200,10 +202,12 @@ static int t_basic_headers(void) {
 
 static int t_request_id_taken_from_request(void) {
   resp r;
-  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\nX-Request-Id: trace-42\r\n\r\n", &r) == 0, "no response");
+  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\nX-Request-Id: trace-42\r\n\r\n", &r) == 0,
+        "no response");
   CHECK(strstr(r.headers, "\r\nX-Request-Id: trace-42\r\n"), "id not echoed: %s", r.headers);
   /* an id with characters that could split a header is replaced */
-  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\nX-Request-Id: a b\r\n\r\n", &r) == 0, "no response");
+  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\nX-Request-Id: a b\r\n\r\n", &r) == 0,
+        "no response");
   CHECK(!strstr(r.headers, "X-Request-Id: a b"), "unsafe id echoed");
   return 0;
 }
@@ -228,7 +232,8 @@ static int t_pipelining_in_order(void) {
                "GET /echo/second/x HTTP/1.1\r\n\r\n"
                "GET /hello HTTP/1.1\r\n\r\n");
   CHECK(read_response(fd, &r, 3000) == 0 && strstr(r.body, "\"slept\":150"), "first: %s", r.body);
-  CHECK(read_response(fd, &r, 3000) == 0 && strstr(r.body, "\"a\":\"second\""), "second: %s", r.body);
+  CHECK(read_response(fd, &r, 3000) == 0 && strstr(r.body, "\"a\":\"second\""), "second: %s",
+        r.body);
   CHECK(read_response(fd, &r, 3000) == 0 && !strcmp(r.body, "hello"), "third: %s", r.body);
   close(fd);
   return 0;
@@ -257,7 +262,8 @@ static int t_content_length_over_limit_413(void) {
 
 static int t_chunked_over_limit_413(void) {
   char raw[4096];
-  int n = snprintf(raw, sizeof raw, "POST /echo/a/b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+  int n =
+      snprintf(raw, sizeof raw, "POST /echo/a/b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
   for (int i = 0; i < 3; i++) {
     n += snprintf(raw + n, sizeof raw - (size_t)n, "200\r\n");
     memset(raw + n, 'x', 512);
@@ -288,7 +294,8 @@ static int t_headers_over_limit_431(void) {
 static int t_many_small_headers_431(void) {
   char raw[65536];
   int n = sprintf(raw, "GET /hello HTTP/1.1\r\n");
-  for (int i = 0; i < 1200; i++) n += sprintf(raw + n, "X-H%d: abcdefghij\r\n", i);
+  for (int i = 0; i < 1200; i++)
+    n += sprintf(raw + n, "X-H%d: abcdefghij\r\n", i);
   sprintf(raw + n, "\r\n");
   resp r;
   CHECK(request(main_host.port, raw, &r) == 0, "no response");
@@ -310,7 +317,8 @@ static int t_malformed_400_then_close(void) {
 
 static int t_bad_header_line_400(void) {
   resp r;
-  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\nNo colon here\r\n\r\n", &r) == 0, "no response");
+  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\nNo colon here\r\n\r\n", &r) == 0,
+        "no response");
   CHECK(r.status == 400, "status %d", r.status);
   return 0;
 }
@@ -380,9 +388,11 @@ static int t_head_has_no_body(void) {
 
 static int t_not_found_and_method(void) {
   resp r;
-  CHECK(request(main_host.port, "GET /nothing HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 404, "404: %d", r.status);
+  CHECK(request(main_host.port, "GET /nothing HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 404,
+        "404: %d", r.status);
   CHECK(strstr(r.body, "\"error\":{\"code\":\"not_found\""), "shape %s", r.body);
-  CHECK(request(main_host.port, "DELETE /hello HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 405, "405: %d", r.status);
+  CHECK(request(main_host.port, "DELETE /hello HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 405,
+        "405: %d", r.status);
   CHECK(strstr(r.headers, "\r\nAllow: GET, HEAD\r\n"), "Allow header: %s", r.headers);
   return 0;
 }
@@ -392,7 +402,8 @@ static int t_disconnect_mid_body_then_serves(void) {
   send_str(fd, "POST /echo/a/b HTTP/1.1\r\nContent-Length: 100\r\n\r\nonly-part");
   close(fd);
   resp r;
-  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 200, "after");
+  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 200,
+        "after");
   return 0;
 }
 
@@ -404,15 +415,18 @@ static int t_disconnect_while_handler_waits(void) {
   }
   usleep(250000); /* the handlers finish after their clients left */
   resp r;
-  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 200, "after");
+  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 200,
+        "after");
   return 0;
 }
 
 static int t_handler_error_500_keeps_serving(void) {
   resp r;
-  CHECK(request(main_host.port, "GET /fail HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 500, "status %d", r.status);
+  CHECK(request(main_host.port, "GET /fail HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 500,
+        "status %d", r.status);
   CHECK(strstr(r.body, "\"request_id\":\""), "no request id in %s", r.body);
-  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 200, "after");
+  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 200,
+        "after");
   return 0;
 }
 
@@ -509,8 +523,10 @@ int main(int argc, char **argv) {
     waitpid(pid, &status, 0);
     int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     printf("%s %s\n", ok ? "ok  " : "FAIL", cases[i].name);
-    if (ok) passed++;
-    else failed++;
+    if (ok)
+      passed++;
+    else
+      failed++;
   }
   int code = stop_host(main_host);
   if (code != 0) {
