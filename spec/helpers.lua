@@ -178,12 +178,23 @@ function Host:signal(sig, timeout)
   return nil
 end
 
---- Graceful stop (SIGTERM); returns the exit code.
+--- Sanitizer reports (AddressSanitizer, LeakSanitizer, UBSan) in the log, if any.
+function Host:sanitizer_report()
+  local log = self:log()
+  local at = log:find("ERROR: AddressSanitizer", 1, true) or log:find("ERROR: LeakSanitizer", 1, true)
+    or log:find("runtime error: ", 1, true)
+  return at and log:sub(math.max(1, at - 200), at + 3000)
+end
+
+--- Graceful stop (SIGTERM); returns the exit code. Raises when the process
+-- reported a sanitizer finding while it ran or exited (ASan builds).
 function Host:stop()
   if self.stopped then return self.stopped_code end
   self.stopped = true
   self.stopped_code = self:signal("TERM")
   if not self.stopped_code then self:signal("KILL", 5) end
+  local report = self:sanitizer_report()
+  if report then error("the host reported a sanitizer finding:\n" .. report, 2) end
   return self.stopped_code
 end
 
