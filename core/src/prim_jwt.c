@@ -4,9 +4,9 @@
  * Owns: the key set (kid, algorithm, EVP_PKEY) and the verification settings
  * (dev secret, issuer, audiences, clock skew), all in `ks` below; replaced
  * whole by configure / set_jwks and freed by th_jwt_reset.
- * JSON is decoded with a private lua-cjson instance (its decode/encode are the
- * upvalues of every Lua function here), so the signature work stays in C and
- * the claims come back as an ordinary Lua table.
+ * JSON goes through the host's one decoder and encoder (th_json_decode /
+ * th_json_encode), so the signature work stays in C and the claims come back
+ * as an ordinary Lua table with integer times.
  * Memory: decoded segments are moved into Lua strings at once, so a Lua error
  * (out of memory) can never leak a C buffer; OpenSSL objects live only inside
  * one C function, or in the key set. */
@@ -27,11 +27,11 @@
 #include <time.h>
 
 #include "host.h"
+#include "host_internal.h"
 #include "jwt.h"
 #include "log.h"
 #include "primitives.h"
 
-int luaopen_cjson(lua_State *L); /* liblua5.4-cjson */
 
 #define TH_JWT_MAX_TOKEN 16384 /* longer tokens are refused before any work */
 #define TH_JWT_MAX_KEYS 64     /* a JWKS with more keys is refused */
@@ -302,9 +302,7 @@ static int jwk_to_key(lua_State *L, jwt_key *out) {
  * array (count in *n) and leaves the stack as it was. */
 static jwt_key *parse_jwks(lua_State *L, const char *json, size_t len, size_t *n) {
   int top = lua_gettop(L);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushlstring(L, json, len);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_istable(L, -1)) {
+  if (th_json_decode(L, json, len) < 0 || !lua_istable(L, -1)) {
     lua_settop(L, top);
     lua_pushliteral(L, "JWKS is not valid JSON");
     return NULL;
@@ -409,8 +407,8 @@ static int push_segment(lua_State *L, const char *s, size_t len) {
   return 1;
 }
 
-/* Decode the JSON object text at stack index idx with the cjson decode
- * upvalue; pushes the table and returns 1, or pushes nothing and returns 0
+/* Decode the JSON object text at stack index idx (the host's decoder keeps
+ * integers as integers and refuses NaN/Infinity); pushes the table and returns 1, or pushes nothing and returns 0
  * when it is not a JSON object. */
 static int push_json_object(lua_State *L, int idx) {
   size_t len;
@@ -420,35 +418,11 @@ static int push_json_object(lua_State *L, int idx) {
     i++;
   /* A JSON array also decodes to a table: check the text itself. */
   if (i == len || s[i] != '{') return 0;
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushvalue(L, idx);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_istable(L, -1)) {
+  if (th_json_decode(L, s, len) < 0 || !lua_istable(L, -1)) {
     lua_pop(L, 1);
     return 0;
   }
   return 1;
-}
-
-/* cjson decodes every number as a float; give integral values back as Lua
- * integers so exp, iat and ids print and compare as integers. */
-static void integerize(lua_State *L, int idx, int depth) {
-  if (depth > 16) return;
-  idx = lua_absindex(L, idx);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-      lua_Number d = lua_tonumber(L, -1);
-      lua_Integer v;
-      if (lua_numbertointeger(d, &v) && (lua_Number)v == d) {
-        lua_pushvalue(L, -2);
-        lua_pushinteger(L, v);
-        lua_rawset(L, idx);
-      }
-    } else if (lua_type(L, -1) == LUA_TTABLE) {
-      integerize(L, -1, depth + 1);
-    }
-    lua_pop(L, 1);
-  }
 }
 
 /* Read the numeric claim `name` of the table at idx. Returns 1 and sets *v,
@@ -591,7 +565,6 @@ static int l_verify(lua_State *L) {
   const char *msg = NULL;
   const char *code = check_claims(L, claims, &msg);
   if (code) return fail(L, msg, code);
-  integerize(L, claims, 0);
   return 1;
 }
 
@@ -830,7 +803,7 @@ static int l_kids(lua_State *L) {
 /// Sign claims as an HS256 token (dev tokens and tests; production tokens
 // come from the identity provider).
 // @function sign_hs256
-// @tparam table claims encoded with cjson
+// @tparam table claims
 // @tparam string secret
 // @treturn string the compact token
 static int l_sign_hs256(lua_State *L) {
@@ -838,11 +811,14 @@ static int l_sign_hs256(lua_State *L) {
   size_t slen, plen;
   const char *secret = luaL_checklstring(L, 2, &slen);
   luaL_argcheck(L, slen > 0, 2, "secret must not be empty");
-  lua_pushvalue(L, lua_upvalueindex(2));
-  lua_pushvalue(L, 1);
-  lua_call(L, 1, 1); /* unencodable claims raise: a caller bug */
-  const char *payload = lua_tolstring(L, -1, &plen);
-  char *tok = hs256_token((const unsigned char *)secret, slen, payload, plen);
+  th_buf payload = {0};
+  if (th_json_encode(L, 1, &payload) < 0) {
+    th_buf_free(&payload);
+    return luaL_error(L, "jwt.sign_hs256: claims cannot be encoded: %s", lua_tostring(L, -1));
+  }
+  plen = payload.len;
+  char *tok = hs256_token((const unsigned char *)secret, slen, payload.data, plen);
+  th_buf_free(&payload);
   lua_pushstring(L, tok);
   free(tok);
   return 1;
@@ -860,23 +836,6 @@ int luaopen_th_jwt(lua_State *L) {
       {"fetch_end", l_fetch_end},
       {NULL, NULL},
   };
-  /* A private cjson instance, so settings changed on the shared "cjson"
-   * module by other code cannot change how tokens decode. */
-  lua_pushcfunction(L, luaopen_cjson);
-  lua_call(L, 0, 1);
-  lua_getfield(L, -1, "new");
-  lua_call(L, 0, 1);
-  lua_getfield(L, -1, "decode_max_depth");
-  lua_pushinteger(L, 32);
-  lua_call(L, 1, 0);
-  /* Strict JSON: no NaN / Infinity / hex numbers in claims. */
-  lua_getfield(L, -1, "decode_invalid_numbers");
-  lua_pushboolean(L, 0);
-  lua_call(L, 1, 0);
-  lua_getfield(L, -1, "decode");
-  lua_getfield(L, -2, "encode");
-  lua_newtable(L);
-  lua_insert(L, -3);
-  luaL_setfuncs(L, funcs, 2);
+  luaL_newlib(L, funcs);
   return 1;
 }

@@ -2,13 +2,11 @@
 -- injection possible), errors with SQLSTATE, transactions, prepared statement
 -- caching, reconnection, and the pool's wait timeout.
 -- Needs DATABASE_URL in the host's environment (the pool reads it at start-up).
--- When only TEST_DATABASE_URL is set (scripts/test), the file runs itself in a
--- child todo-host with DATABASE_URL set and reports that run.
+-- scripts/test sets it.
 -- The FIFO hand-off between concurrent waiters needs several coroutines, so it
 -- is covered by the HTTP concurrency specs, not here.
 
 local HOST = os.getenv("TODO_HOST") or "build/todo-host"
-local THIS = "spec/02-integration/pg_spec.lua"
 
 local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
@@ -27,23 +25,8 @@ local function child(env, code)
   return out, ok
 end
 
-if not os.getenv("DATABASE_URL") then
-  describe("pg (in a child host)", function()
-    it("passes with DATABASE_URL set", function()
-      local url = os.getenv("TEST_DATABASE_URL")
-      if not url then
-        pending("neither DATABASE_URL nor TEST_DATABASE_URL is set")
-        return
-      end
-      local p = assert(io.popen("DATABASE_URL=" .. shq(url) .. " " .. shq(HOST)
-        .. " script /usr/bin/busted -o TAP " .. THIS .. " 2>&1"))
-      local out = p:read("a")
-      local ok = p:close()
-      assert(ok and not out:find("\nnot ok"), out)
-    end)
-  end)
-  return
-end
+-- scripts/test exports DATABASE_URL (the pool reads it when it starts).
+assert(os.getenv("DATABASE_URL"), "DATABASE_URL is not set: run the specs through scripts/test")
 
 local pg = require "pg"
 local json = require "json"
