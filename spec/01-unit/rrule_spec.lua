@@ -135,9 +135,12 @@ describe("rrule expansion traps", function()
 
   describe("DST", function()
     it("spring forward keeps 09:00 local in three zones", function()
-      assert.same({ "2026-03-28T09:00:00+01:00", "2026-03-29T09:00:00+02:00" }, occ("FREQ=DAILY", B, { 2026, 3, 28 }, 2))
-      assert.same({ "2026-03-07T09:00:00-05:00", "2026-03-08T09:00:00-04:00" }, occ("FREQ=DAILY", NY, { 2026, 3, 7 }, 2))
-      assert.same({ "2026-10-03T09:00:00+10:00", "2026-10-04T09:00:00+11:00" }, occ("FREQ=DAILY", SYD, { 2026, 10, 3 }, 2))
+      assert.same({ "2026-03-28T09:00:00+01:00", "2026-03-29T09:00:00+02:00" },
+        occ("FREQ=DAILY", B, { 2026, 3, 28 }, 2))
+      assert.same({ "2026-03-07T09:00:00-05:00", "2026-03-08T09:00:00-04:00" },
+        occ("FREQ=DAILY", NY, { 2026, 3, 7 }, 2))
+      assert.same({ "2026-10-03T09:00:00+10:00", "2026-10-04T09:00:00+11:00" },
+        occ("FREQ=DAILY", SYD, { 2026, 10, 3 }, 2))
     end)
     it("a time inside the spring-forward gap moves forward by the gap", function()
       assert.same({ "2026-03-28T02:30:00+01:00", "2026-03-29T03:30:00+02:00", "2026-03-30T02:30:00+02:00" },
