@@ -311,6 +311,9 @@ static void th__run(th_ctx *ctx, int nargs) {
   int nres = 0;
   th_ctx *outer = running_ctx; /* a primitive may finish one ctx from inside another */
   running_ctx = ctx;
+  /* Background tasks live long: their budget is per slice between waits, so a
+   * consumer loop is stopped only when one slice runs away. */
+  if (ctx->kind == TH_CTX_JOB) ctx->cpu_used_ns = 0;
   ctx->slice_start_ns = now_ns();
   int status = lua_resume(ctx->co, NULL, nargs, &nres);
   ctx->cpu_used_ns += now_ns() - ctx->slice_start_ns;

@@ -12,6 +12,12 @@
  * turned into Lua tables by conn:rows() inside the coroutine, so a memory error
  * while building rows is an ordinary Lua error, not a panic in a libuv callback.
  * The facade core/lua/pg.lua is the documented API; this module is its engine.
+ *
+ * Listeners (LISTEN/NOTIFY): listener(conn) takes a pooled connection on which
+ * LISTEN ran out of the pool; the th__listener (malloc'd) owns its PGconn and
+ * uv_poll_t (freed in the poll's close callback) and is freed by the Lua handle's
+ * __gc/close once its poll is closed; each wait is a th__lwait (malloc'd, freed
+ * in its timer's close callback). th_pg_shutdown closes every listener's socket.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -28,6 +34,7 @@
 #include "primitives.h"
 
 #define CONN_MT "th.pg.conn"
+#define LISTENER_MT "th.pg.listener"
 #define STMT_CACHE_MAX 128       /* prepared statements kept per connection */
 #define HEALTH_EVERY_MS 2000     /* period of the readiness check */
 #define READY_WINDOW_MS 5000     /* a success this recent means ready */
@@ -104,6 +111,7 @@ static struct {
 } P;
 
 static void on_poll(uv_poll_t *h, int status, int events);
+static void listeners_shutdown(void);
 static void on_wait_timeout(uv_timer_t *t);
 static void on_kick(uv_idle_t *h);
 static void pool_dispatch(void);
@@ -793,6 +801,7 @@ void th_pg_shutdown(void) {
   uv_close((uv_handle_t *)&P.wait_timer, NULL);
   uv_close((uv_handle_t *)&P.health_timer, NULL);
   uv_close((uv_handle_t *)&P.kick, NULL);
+  listeners_shutdown();
 }
 
 /* ---- parameters -------------------------------------------------------- */
@@ -1272,6 +1281,274 @@ static int l_stats(lua_State *L) {
   return 1;
 }
 
+/* ---- listeners (LISTEN/NOTIFY) ----------------------------------------- */
+
+typedef struct th__listener th__listener;
+typedef struct th__lwait th__lwait;
+
+struct th__lwait {
+  uv_timer_t timer;
+  th_ctx *ctx;
+  th__listener *l;
+  th__lwait *next, *prev;
+};
+
+struct th__listener {
+  PGconn *pg;
+  uv_poll_t *poll; /* NULL once closed */
+  int64_t gen;     /* notifications received so far */
+  int broken;
+  char err[256];
+  th__lwait *waits;
+  th__listener *next, *prev; /* every open listener, for shutdown */
+};
+
+static th__listener *listeners;
+
+static void lwait_closed(uv_handle_t *h) { free(h->data); }
+
+static void lwait_unlink(th__lwait *w) {
+  if (w->prev)
+    w->prev->next = w->next;
+  else if (w->l->waits == w)
+    w->l->waits = w->next;
+  if (w->next) w->next->prev = w->prev;
+  w->next = w->prev = NULL;
+  uv_timer_stop(&w->timer);
+  uv_close((uv_handle_t *)&w->timer, lwait_closed);
+}
+
+/* Resume every waiter: with the generation, or with nil, err when broken. The
+ * list is detached first: resumed code may wait again or close the listener. */
+static void listener_wake_all(th__listener *l) {
+  th__lwait *w = l->waits;
+  l->waits = NULL;
+  while (w) {
+    th__lwait *next = w->next;
+    th_ctx *ctx = w->ctx;
+    w->next = w->prev = NULL;
+    uv_timer_stop(&w->timer);
+    uv_close((uv_handle_t *)&w->timer, lwait_closed);
+    lua_checkstack(ctx->co, 2);
+    if (l->broken) {
+      lua_pushnil(ctx->co);
+      lua_pushstring(ctx->co, l->err[0] ? l->err : "connection lost");
+      th_resume(ctx, 2);
+    } else {
+      lua_pushinteger(ctx->co, (lua_Integer)l->gen);
+      th_resume(ctx, 1);
+    }
+    w = next;
+  }
+}
+
+static void listener_close_io(th__listener *l) {
+  if (l->poll) {
+    uv_close((uv_handle_t *)l->poll, poll_close_cb);
+    l->poll = NULL;
+  }
+  if (l->pg) PQfinish(l->pg);
+  l->pg = NULL;
+  if (l->prev)
+    l->prev->next = l->next;
+  else if (listeners == l)
+    listeners = l->next;
+  if (l->next) l->next->prev = l->prev;
+  l->next = l->prev = NULL;
+}
+
+static void listener_fail(th__listener *l, const char *why) {
+  if (!l->broken) copy_line(l->err, sizeof l->err, why && *why ? why : "connection lost");
+  l->broken = 1;
+  th_log(NULL, "warn", "pg: listener connection lost: %s", l->err);
+  listener_close_io(l);
+  listener_wake_all(l);
+}
+
+static void on_listener_poll(uv_poll_t *h, int status, int events) {
+  th__listener *l = h->data;
+  if (status < 0) {
+    listener_fail(l, uv_strerror(status));
+    return;
+  }
+  if ((events & UV_READABLE) && !PQconsumeInput(l->pg)) {
+    listener_fail(l, PQerrorMessage(l->pg));
+    return;
+  }
+  int got = 0;
+  PGnotify *n;
+  while ((n = PQnotifies(l->pg))) {
+    PQfreemem(n);
+    got++;
+  }
+  PGresult *r;
+  while (!PQisBusy(l->pg) && (r = PQgetResult(l->pg)))
+    PQclear(r);
+  if (PQstatus(l->pg) == CONNECTION_BAD) {
+    listener_fail(l, PQerrorMessage(l->pg));
+    return;
+  }
+  if (got) {
+    l->gen += got;
+    listener_wake_all(l);
+  }
+}
+
+static th__listener *check_listener(lua_State *L) {
+  th__listener **ud = luaL_checkudata(L, 1, LISTENER_MT);
+  if (!*ud) luaL_error(L, "pg: listener already closed");
+  return *ud;
+}
+
+/*** Turn a pooled connection on which LISTEN ran into a listener. The connection
+ * leaves the pool (the pool opens another when it needs one) and the handle is
+ * released. Notifications are counted from now on.
+ * @function listener
+ * @param conn a connection from acquire(), idle (not in a transaction)
+ * @return the listener
+ */
+static int l_listener(lua_State *L) {
+  th__conn **cud = luaL_checkudata(L, 1, CONN_MT);
+  th__conn *c = *cud;
+  if (!c) return luaL_error(L, "pg: connection already released");
+  if (c->ctx || c->io != IO_NONE || c->broken || !c->pg || PQstatus(c->pg) != CONNECTION_OK ||
+      PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+    return luaL_error(L,
+                      "pg.listener: the connection must be open and idle (outside a transaction)");
+  th__listener **ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  *ud = NULL;
+  luaL_setmetatable(L, LISTENER_MT);
+  th__listener *l = xcalloc(1, sizeof *l);
+  l->poll = xcalloc(1, sizeof *l->poll);
+  /* Take the socket over: the conn's watcher goes first (same fd). */
+  conn_unwatch(c);
+  l->pg = c->pg;
+  c->pg = NULL;
+  clear_outcome(c);
+  *cud = NULL;
+  c->handle = 0;
+  conn_destroy(c);
+  pool_dispatch();
+  *ud = l;
+  l->next = listeners;
+  if (listeners) listeners->prev = l;
+  listeners = l;
+  int rc = uv_poll_init(th_loop(), l->poll, PQsocket(l->pg));
+  if (rc < 0) {
+    free(l->poll);
+    l->poll = NULL;
+    listener_fail(l, uv_strerror(rc));
+    return 1;
+  }
+  l->poll->data = l;
+  uv_poll_start(l->poll, UV_READABLE, on_listener_poll);
+  uv_unref((uv_handle_t *)l->poll);
+  /* Notifications may already sit in libpq's buffer (read with LISTEN's answer). */
+  PGnotify *n;
+  while ((n = PQnotifies(l->pg))) {
+    PQfreemem(n);
+    l->gen++;
+  }
+  return 1;
+}
+
+static void on_lwait_timeout(uv_timer_t *t) {
+  th__lwait *w = t->data;
+  th_ctx *ctx = w->ctx;
+  lwait_unlink(w);
+  lua_pushboolean(ctx->co, 0);
+  th_resume(ctx, 1);
+}
+
+static void lwait_cancel(th_ctx *ctx, void *data) {
+  (void)ctx;
+  lwait_unlink(data);
+}
+
+/*** Wait for a notification newer than `after`.
+ * @function listener:wait
+ * @tparam number timeout seconds (0 to 86400)
+ * @tparam[opt] integer after a generation seen before (default: the current one);
+ *   when notifications arrived since, returns at once
+ * @treturn[1] integer the generation (count of notifications received)
+ * @treturn[2] boolean false on timeout
+ * @treturn[3] nil
+ * @treturn[3] string message when the connection is lost (open a new listener)
+ */
+static int l_listener_wait(lua_State *L) {
+  th__listener *l = check_listener(L);
+  lua_Number secs = luaL_checknumber(L, 2);
+  luaL_argcheck(L, secs >= 0 && secs <= 86400, 2, "expected 0 to 86400 seconds");
+  lua_Integer after = luaL_optinteger(L, 3, (lua_Integer)l->gen);
+  if (l->broken) {
+    lua_pushnil(L);
+    lua_pushstring(L, l->err[0] ? l->err : "connection lost");
+    return 2;
+  }
+  if ((lua_Integer)l->gen > after) {
+    lua_pushinteger(L, (lua_Integer)l->gen);
+    return 1;
+  }
+  th_ctx *ctx = th_ctx_check(L, "listener:wait");
+  th__lwait *w = xcalloc(1, sizeof *w);
+  w->ctx = ctx;
+  w->l = l;
+  uv_timer_init(th_loop(), &w->timer);
+  w->timer.data = w;
+  uv_update_time(th_loop());
+  uv_timer_start(&w->timer, on_lwait_timeout, (uint64_t)(secs * 1000 + 0.5), 0);
+  w->next = l->waits;
+  if (l->waits) l->waits->prev = w;
+  l->waits = w;
+  return th_yield(L, lwait_cancel, w);
+}
+
+/*** Notifications received so far.
+ * @function listener:generation
+ * @treturn integer
+ */
+static int l_listener_generation(lua_State *L) {
+  th__listener *l = check_listener(L);
+  lua_pushinteger(L, (lua_Integer)l->gen);
+  return 1;
+}
+
+/*** Close the listener (idempotent; also __close and __gc). Waiters get nil, err.
+ * @function listener:close
+ */
+static int l_listener_close(lua_State *L) {
+  th__listener **ud = luaL_checkudata(L, 1, LISTENER_MT);
+  th__listener *l = *ud;
+  if (!l) return 0;
+  if (l->waits && !l->broken) {
+    snprintf(l->err, sizeof l->err, "listener closed");
+    l->broken = 1;
+  }
+  listener_close_io(l);
+  listener_wake_all(l);
+  *ud = NULL;
+  free(l);
+  return 0;
+}
+
+static void listeners_shutdown(void) {
+  while (listeners) {
+    th__listener *l = listeners;
+    th__lwait *w = l->waits;
+    if (w) th_log(NULL, "warn", "pg: shutdown with a listener still waited on");
+    l->waits = NULL;
+    while (w) {
+      th__lwait *next = w->next;
+      uv_timer_stop(&w->timer);
+      uv_close((uv_handle_t *)&w->timer, lwait_closed);
+      w = next;
+    }
+    l->broken = 1;
+    snprintf(l->err, sizeof l->err, "shutting down");
+    listener_close_io(l); /* unlinks it; the handle frees it */
+  }
+}
+
 static int l_conn_tostring(lua_State *L) {
   th__conn **ud = luaL_checkudata(L, 1, CONN_MT);
   lua_pushfstring(L, "pg.conn (%s)", *ud ? "held" : "released");
@@ -1295,8 +1572,24 @@ int luaopen_th_pg_core(lua_State *L) {
     lua_setfield(L, -2, "__tostring");
   }
   lua_pop(L, 1);
-  static const luaL_Reg funcs[] = {
-      {"acquire", l_acquire}, {"release", l_release}, {"stats", l_stats}, {NULL, NULL}};
+  if (luaL_newmetatable(L, LISTENER_MT)) {
+    static const luaL_Reg methods[] = {{"wait", l_listener_wait},
+                                       {"generation", l_listener_generation},
+                                       {"close", l_listener_close},
+                                       {NULL, NULL}};
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_listener_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, l_listener_close);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  static const luaL_Reg funcs[] = {{"acquire", l_acquire},
+                                   {"release", l_release},
+                                   {"stats", l_stats},
+                                   {"listener", l_listener},
+                                   {NULL, NULL}};
   luaL_newlib(L, funcs);
   th_push_null(L);
   lua_setfield(L, -2, "null");

@@ -1,15 +1,20 @@
 -- services/api: the manifest of the API bundle. It declares the routes of the Task API
--- (issue 3); every route needs a bearer token (http.guard.authenticated).
+-- (issue 3) and of the task history (issue 4); every route needs a bearer token
+-- (http.guard.authenticated). The API publishes task events (tasks.repo) and consumes
+-- task-events as the "history" group (tasks.history); bus.define starts the consumers.
 -- Loading this file does no I/O.
 
 local guard = require "http.guard"
+local bus = require "bus"
 local tasks = require "tasks.handlers"
+local history = require "tasks.history"
+local recurrence_preview = require "recurrence.preview"
 
 local function route(method, path, handler)
   return { method = method, path = path, handler = guard.authenticated(handler) }
 end
 
-return {
+return bus.define {
   name = "api",
   routes = {
     route("POST", "/api/tasks", tasks.create),
@@ -21,5 +26,12 @@ return {
     route("POST", "/api/tasks/:id/complete", tasks.complete),
     route("POST", "/api/tasks/:id/reopen", tasks.reopen),
     route("GET", "/api/tags", tasks.tags),
+    route("GET", "/api/tasks/:id/history", history.task_history),
+    route("GET", "/api/activity", history.activity),
+    route("POST", "/api/activity/:id/undo", history.undo),
+    route("GET", "/api/recurrence/preview", recurrence_preview.preview),
+  },
+  subscriptions = {
+    { topic = "task-events", group = "history", handler = history.on_event },
   },
 }

@@ -43,7 +43,7 @@ describe("Task API: single tasks", function()
       local task = create({
         title = "  Dentist  ", description = "Bring the form", priority = "high",
         tags = { "Health", "health", " ERRANDS " }, due_at = "2026-05-01T09:00:00+02:00",
-        tz = "Europe/Paris", recurrence = { freq = "weekly", interval = 2 },
+        tz = "Europe/Paris", recurrence = { rule = "FREQ=WEEKLY;INTERVAL=2" },
         reminders = { { before_minutes = 30 } },
       })
       assert.are.equal("Dentist", task.title)
@@ -51,7 +51,8 @@ describe("Task API: single tasks", function()
       assert.are.equal("high", task.priority)
       assert.are.same({ "health", "errands" }, task.tags)
       assert.are.equal("Europe/Paris", task.tz)
-      assert.are.same({ freq = "weekly", interval = 2 }, task.recurrence)
+      assert.are.same({ rule = "FREQ=WEEKLY;INTERVAL=2", tz = "Europe/Paris", from = "due",
+        description = "every 2 weeks" }, task.recurrence)
       assert.are.same({ { before_minutes = 30 } }, task.reminders)
       -- the same instant, whatever the rendering
       local _, got = host:request("GET", "/api/tasks?due_after=2026-05-01T07:00:00Z&due_before=2026-05-01T07:00:01Z",
@@ -265,7 +266,7 @@ describe("Task API: single tasks", function()
 
     it("clears nullable fields with null", function()
       local task = create({ title = "clear me", description = "x", due_at = "2026-01-01T00:00:00Z",
-        tz = "UTC", recurrence = { freq = "daily" } })
+        tz = "UTC", recurrence = { rule = "FREQ=DAILY" } })
       local raw = '{"description": null, "due_at": null, "tz": null, "recurrence": null, "reminders": null}'
       local status, got = host:request("PATCH", "/api/tasks/" .. task.id, { token = alice, body = raw,
         headers = { ["Content-Type"] = "application/json" } })

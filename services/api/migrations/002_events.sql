@@ -8,6 +8,7 @@
 -- rolls back its number too). Each subscription group keeps one cursor per partition;
 -- a consumer claims a cursor row (FOR UPDATE SKIP LOCKED) while it processes that
 -- partition, so two replicas never work on one partition (one key) at once.
+-- With BUS=dapr the relay to the sidecar is itself a group ("relay") over this log.
 
 CREATE TABLE bus_partitions (
     topic    text    NOT NULL,
@@ -24,11 +25,9 @@ CREATE TABLE bus_outbox (
     key        text        NOT NULL,
     event      jsonb       NOT NULL,           -- the CloudEvent, as published
     created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-    relayed_at timestamptz,                    -- set by an external driver's relay (dapr)
     PRIMARY KEY (topic, part, seq)
 );
 CREATE INDEX bus_outbox_created_idx ON bus_outbox (created_at);
-CREATE INDEX bus_outbox_unrelayed_idx ON bus_outbox (topic, part, seq) WHERE relayed_at IS NULL;
 
 -- One row per (group, topic, partition). seq: the last event processed. A failing event
 -- blocks its partition until next_attempt_at; attempts counts its failures.
@@ -53,6 +52,17 @@ CREATE TABLE bus_inbox (
     PRIMARY KEY (grp, event_id)
 );
 CREATE INDEX bus_inbox_processed_idx ON bus_inbox (processed_at);
+
+-- Failures so far of events delivered by an external broker (BUS=dapr), which has no
+-- cursor to count them on.
+CREATE TABLE bus_attempts (
+    grp        text        NOT NULL,
+    event_id   uuid        NOT NULL,
+    attempts   integer     NOT NULL,
+    last_error text,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (grp, event_id)
+);
 
 -- Events a handler kept failing on. retry_requested_at: `todo-host events retry ID`.
 CREATE TABLE bus_dead_letters (

@@ -8,6 +8,7 @@ local guard = require "http.guard"
 local schema = require "tasks.schema"
 local bulk = require "tasks.bulk"
 local repo = require "tasks.repo"
+local series_delete = require "recurrence.delete"
 
 local M = {}
 
@@ -22,6 +23,10 @@ end
 -- A database failure: bad values PostgreSQL refused (class 22, check violations) are the
 -- caller's (422); anything else is ours (500, logged with the request id).
 local function db_error(req, err, state)
+  if state == "23514" and tostring(err):find("tasks_recurrence_needs_due", 1, true) then
+    return errors.invalid("due_at", "a recurring task needs a due_at (its first occurrence): keep due_at, "
+      .. "or clear recurrence too", "recurrence_needs_due")
+  end
   if type(state) == "string" and (state:sub(1, 2) == "22" or state == "23514") then
     return errors.invalid(nil, "a value is out of range or malformed (dates must stay within years 1 to 9999)",
       "invalid_value")
@@ -119,11 +124,19 @@ function M.patch(req)
   return change_response(req, res, err, state)
 end
 
---- DELETE /api/tasks/:id (honours If-Match; 204)
+--- DELETE /api/tasks/:id?scope=occurrence|series (honours If-Match; 204). See
+-- recurrence.delete: an open occurrence is skipped, scope=series stops the series.
 function M.delete(req)
   local id = task_id(req)
   if not id then return errors.not_found("task") end
-  local res, err, state = repo.delete(req.user, id, M.if_match(req.headers))
+  local scope, st, b, h = series_delete.scope(req)
+  if not scope then return st, b, h end
+  local res, err, state
+  if scope == "series" then
+    res, err, state = series_delete.series(req.user, id, M.if_match(req.headers))
+  else
+    res, err, state = repo.delete(req.user, id, M.if_match(req.headers), series_delete.skip)
+  end
   return change_response(req, res, err, state, 204)
 end
 

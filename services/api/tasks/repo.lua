@@ -2,56 +2,43 @@
 -- user (`user_id = $1`) and takes values only as `$n` parameters; the only SQL built at
 -- run time is assembled from the fixed fragments in this file (sort columns, filters).
 -- Every change runs in a transaction that also calls `record_event`, the one place where
--- task events will be written to the outbox.
+-- task events are written to the outbox (bus.publish).
 -- Returns `nil, err, sqlstate` on a database failure (the handler maps it).
 -- @module tasks.repo
 
 local pg = require "pg"
 local json = require "json"
-local schema = require "tasks.schema"
 local cursor = require "tasks.cursor"
+local task_row = require "tasks.row"
 
 local M = {}
 
-local COLUMNS = [[id::text AS id, title, description, completed, completed_at, priority, tags,
-  due_at, tz, recurrence, reminders, created_at, updated_at, version]]
+-- The row shape and the events are shared with the recurring-task bundle: lua/tasks/row.lua
+-- (moved from here; re-exported under the same names).
+local COLUMNS = task_row.COLUMNS
+M.COLUMNS = COLUMNS
 
---- Turn a row into the task the API returns.
-function M.to_task(row)
-  local tags = row.tags
-  if type(tags) ~= "table" then tags = {} end
-  return {
-    id = row.id,
-    title = row.title,
-    description = row.description,
-    completed = row.completed,
-    completed_at = row.completed_at,
-    priority = schema.priority_name(row.priority),
-    tags = json.array(tags),
-    due_at = row.due_at,
-    tz = row.tz,
-    recurrence = row.recurrence,
-    reminders = row.reminders,
-    created_at = row.created_at,
-    updated_at = row.updated_at,
-    version = row.version,
-  }
-end
+--- Turn a row into the task the API returns (`tasks.row.to_task`).
+M.to_task = task_row.to_task
 
 local function to_tasks(rows)
   local out = {}
-  for i, row in ipairs(rows) do out[i] = M.to_task(row) end
+  for i, r in ipairs(rows) do out[i] = M.to_task(r) end
   return json.array(out)
 end
 
---- Where task events are written: called inside the transaction of every change, with
--- the change's kind (`created`, `updated`, `completed`, `reopened`, `deleted`) and the
--- task as it is after the change (for `deleted`, as it was). The outbox issue fills this
--- in (an INSERT into the outbox through `tx`); until then it records nothing.
--- luacheck: push no unused args
-function M.record_event(tx, user, kind, task)
-end
--- luacheck: pop
+--- Topics every task change is published on (`tasks.row.EVENT_TOPICS`).
+M.EVENT_TOPICS = task_row.EVENT_TOPICS
+
+--- Fields every task has, in the order `changed` lists them for a creation.
+M.FIELDS = task_row.FIELDS
+
+--- The fields a change to `f` (clean writable fields) touches (`tasks.row.changed_fields`).
+M.changed_fields = task_row.changed_fields
+
+--- Publish the events of one task change inside its transaction (`tasks.row.record_event`:
+-- `task.<kind>` on task-events and task-updates, key the user id, subject the task id).
+M.record_event = task_row.record_event
 
 -- A small builder for parameter lists: `p(v)` appends v and returns "$n".
 local function params(first)
@@ -189,15 +176,17 @@ function M.update(user, id, f, versions, kind, only_if_changed)
       return why_not(tx, user, id)
     end
     local task = M.to_task(rows[1])
-    M.record_event(tx, user, kind or "updated", task)
+    M.record_event(tx, user, kind or "updated", task, M.changed_fields(f))
     return { task = task }
   end)
 end
 
 --- Delete a task.
+-- @tparam[opt] function after `after(tx, user, row)` run in the transaction once the row
+--   (`row`, as stored) is deleted; returning nil, err rolls back (recurrence.delete.skip)
 -- @return `{task = t}` (as it was), `{missing = true}`, `{conflict = true, version = n}`,
 --   or nil, err, sqlstate
-function M.delete(user, id, versions)
+function M.delete(user, id, versions, after)
   return in_tx(function(tx)
     local list, p = params(id)
     p(user)
@@ -207,6 +196,10 @@ function M.delete(user, id, versions)
     if not rows[1] then return why_not(tx, user, id) end
     local task = M.to_task(rows[1])
     M.record_event(tx, user, "deleted", task)
+    if after then
+      local ok, aerr, astate = after(tx, user, rows[1])
+      if ok == nil then return nil, aerr, astate end
+    end
     return { task = task }
   end)
 end
@@ -363,23 +356,24 @@ function M.bulk(user, b)
     list, p = params(user)
     local target = "user_id = $1 AND id = ANY(" .. p(pg.array(ids)) .. "::uuid[])"
     local bump = "version = version + 1, updated_at = now()"
-    local kind = "updated"
+    local kind, changed = "updated", nil
     if b.action == "delete" then
       sql = "DELETE FROM tasks WHERE " .. target .. " RETURNING " .. COLUMNS
       kind = "deleted"
     elseif b.action == "complete" then
       sql = "UPDATE tasks SET completed = true, completed_at = now(), " .. bump
         .. " WHERE " .. target .. " AND NOT completed RETURNING " .. COLUMNS
-      kind = "completed"
+      kind, changed = "completed", { "completed", "completed_at" }
     elseif b.action == "reopen" then
       sql = "UPDATE tasks SET completed = false, completed_at = NULL, " .. bump
         .. " WHERE " .. target .. " AND completed RETURNING " .. COLUMNS
-      kind = "reopened"
+      kind, changed = "reopened", { "completed", "completed_at" }
     elseif b.action == "update" then
       local sets = set_clause(b.fields, p)
       sets[#sets + 1] = bump
       sql = "UPDATE tasks SET " .. table.concat(sets, ", ") .. " WHERE " .. target
         .. " RETURNING " .. COLUMNS
+      changed = M.changed_fields(b.fields)
     elseif b.action == "reschedule" then
       -- Wall-clock arithmetic in each task's own zone (or the request's, or UTC).
       local zone = "coalesce(tz, " .. p(b.tz or "UTC") .. "::text)"
@@ -391,6 +385,7 @@ function M.bulk(user, b)
       if b.time then lt = "(" .. lt .. "::date + " .. p(b.time) .. "::time)" end
       sql = "UPDATE tasks SET due_at = " .. lt .. " AT TIME ZONE " .. zone .. ", " .. bump
         .. " WHERE " .. target .. " AND due_at IS NOT NULL RETURNING " .. COLUMNS
+      changed = { "due_at" }
     else
       error("unknown bulk action " .. tostring(b.action))
     end
@@ -398,7 +393,7 @@ function M.bulk(user, b)
     if not rows then return nil, err, state end
     table.sort(rows, function(a, c) return a.id < c.id end)
     local items = to_tasks(rows)
-    for _, task in ipairs(items) do M.record_event(tx, user, kind, task) end
+    for _, task in ipairs(items) do M.record_event(tx, user, kind, task, changed) end
     result.changed = #items
     if b.action == "delete" then
       local gone = {}

@@ -38,7 +38,7 @@ M.WRITABLE = {
 }
 local READ_ONLY = {
   id = true, completed_at = true, created_at = true, updated_at = true, version = true,
-  user_id = true,
+  user_id = true, series_id = true, occurrence_index = true, spawned_from = true,
 }
 
 -- Text ---------------------------------------------------------------------------------
@@ -272,14 +272,16 @@ function field.tz(v)
   return v
 end
 
+-- The shape and the rule are checked by recurrence.input (issue 5); the third value
+-- names the part at fault (recurrence.rule, recurrence.tz ...).
 function field.recurrence(v)
   if v == NULL then return NULL end
   if type(v) ~= "table" or M.is_array(v) then
-    return nil, "recurrence must be an object or null (got " .. kind_of(v) .. ")"
+    return nil, "recurrence must be an object {rule, tz, from} or null (got " .. kind_of(v) .. ")"
   end
   local ok, msg = M.check_json(v)
   if not ok then return nil, "recurrence " .. msg end
-  return v
+  return require("recurrence.input").field(v)
 end
 
 function field.reminders(v)
@@ -330,10 +332,17 @@ function M.task_input(body, mode)
   for _, k in ipairs(ORDER) do
     local v = body[k]
     if v ~= nil then
-      local clean, msg = field[k](v)
-      if clean == nil then return nil, k, msg end
+      local clean, msg, part = field[k](v)
+      if clean == nil then return nil, part or k, msg end
       out[k] = clean
     end
+  end
+  -- A recurring task needs a due time (its first occurrence); the database checks the
+  -- cases a body alone cannot show (constraint tasks_recurrence_needs_due).
+  if out.recurrence ~= nil and out.recurrence ~= NULL
+    and (out.due_at == NULL or (mode == "create" and out.due_at == nil)) then
+    return nil, "due_at", "a recurring task needs a due_at (its first occurrence); send due_at too",
+      "recurrence_needs_due"
   end
   return out
 end

@@ -1,0 +1,90 @@
+--- `todo-host events ...`: look after the event bus (BUS=postgres tables; DATABASE_URL).
+--   todo-host events dead-letters [GROUP]   list dead letters not yet replayed
+--   todo-host events retry ID               replay one: its group's consumer runs the
+--                                           handler again (idempotently) within a second
+--   todo-host events lag                    events each group has still to process
+-- Exit status: 0 done, 1 failure, 2 usage.
+-- @module cli_events
+
+local pg = require "pg"
+
+local USAGE = [[usage:
+  todo-host events dead-letters [GROUP]
+  todo-host events retry ID
+  todo-host events lag]]
+
+local function fail(msg, code)
+  io.stderr:write("todo-host events: ", msg, "\n")
+  os.exit(code or 1)
+end
+
+local function dead_letters(group)
+  local rows, err = pg.query([[SELECT id, grp, topic, event_id::text AS event_id, event->>'type' AS type,
+      event->>'subject' AS subject, attempts, error, created_at, retry_requested_at
+    FROM bus_dead_letters WHERE replayed_at IS NULL AND ($1::text IS NULL OR grp = $1)
+    ORDER BY id]], group or pg.null)
+  if not rows then fail(err) end
+  if #rows == 0 then
+    print("no dead letters")
+    return
+  end
+  print(string.format("%-6s %-20s %-14s %-36s %-16s %-8s %s", "ID", "GROUP", "TOPIC", "EVENT", "TYPE",
+    "ATTEMPTS", "ERROR"))
+  for _, r in ipairs(rows) do
+    local e = tostring(r.error):gsub("%s+", " ")
+    if r.retry_requested_at ~= pg.null then e = "(retry requested) " .. e end
+    print(string.format("%-6d %-20s %-14s %-36s %-16s %-8d %s", r.id, r.grp, r.topic, r.event_id,
+      tostring(r.type), r.attempts, e:sub(1, 200)))
+  end
+end
+
+local function retry(id)
+  local n = math.tointeger(tonumber(id or ""))
+  if not n then fail("retry needs a dead letter ID (see `todo-host events dead-letters`)", 2) end
+  local rows, err = pg.query([[UPDATE bus_dead_letters SET retry_requested_at = now()
+    WHERE id = $1 AND replayed_at IS NULL RETURNING grp, event_id::text AS event_id]], n)
+  if not rows then fail(err) end
+  if not rows[1] then fail("no dead letter " .. n .. " waiting (unknown, or already replayed)") end
+  pg.query("SELECT pg_notify('todo_bus', 'retry')")
+  -- wait (up to 10 s) for the group's consumer to replay it
+  local timer = require "timer"
+  for _ = 1, 100 do
+    timer.sleep(0.1)
+    local r = pg.query("SELECT replayed_at, retry_requested_at, error FROM bus_dead_letters WHERE id = $1", n)
+    if r and r[1] and r[1].replayed_at ~= pg.null then
+      print("replayed dead letter " .. n .. " (group " .. rows[1].grp .. ", event " .. rows[1].event_id .. ")")
+      return
+    end
+    if r and r[1] and r[1].retry_requested_at == pg.null then
+      fail("dead letter " .. n .. " failed again: " .. tostring(r[1].error))
+    end
+  end
+  print("retry of dead letter " .. n .. " requested; no consumer of group " .. rows[1].grp
+    .. " has replayed it yet (is it running?)")
+end
+
+local function lag()
+  local rows, err = pg.query([[SELECT c.grp, c.topic, sum(p.last_seq - c.seq)::bigint AS behind,
+      max(c.attempts) AS attempts, max(c.last_error) AS last_error
+    FROM bus_cursors c JOIN bus_partitions p ON p.topic = c.topic AND p.part = c.part
+    GROUP BY c.grp, c.topic ORDER BY c.grp, c.topic]])
+  if not rows then fail(err) end
+  for _, r in ipairs(rows) do
+    print(string.format("%-30s %-14s behind %-8d %s", r.grp, r.topic, r.behind,
+      r.last_error ~= pg.null and ("failing: " .. tostring(r.last_error)) or ""))
+  end
+  if #rows == 0 then print("no subscription groups yet") end
+end
+
+return function(cmd, a1)
+  if cmd == "dead-letters" then
+    dead_letters(a1)
+  elseif cmd == "retry" then
+    retry(a1)
+  elseif cmd == "lag" then
+    lag()
+  else
+    io.stderr:write(USAGE, "\n")
+    os.exit(cmd and 2 or 0)
+  end
+end

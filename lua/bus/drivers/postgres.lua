@@ -1,0 +1,339 @@
+--- BUS=postgres: the outbox table is the log (one machine: `make run`, the tests).
+--
+-- Each subscription group keeps one cursor per partition of its topic (bus_cursors).
+-- A consumer ("pump", `concurrency` of them per subscription and process) claims one
+-- partition that has work with `FOR UPDATE SKIP LOCKED` on its cursor row and, in that
+-- same transaction, runs the handler on the partition's next events in order, each under
+-- a savepoint with its (group, event id) record, then advances the cursor and commits.
+-- Effects, idempotency record and cursor commit together; a crash before the commit
+-- redelivers, and two replicas never hold one partition (so one key) at once.
+-- A failing event blocks its partition: retried after a backoff, dead-lettered after
+-- max_attempts. Pumps sleep on LISTEN todo_bus (woken by the publishers' NOTIFY) with
+-- a polling timeout as a safety net. One pump per state also removes events every
+-- group has processed once they are older than BUS_RETENTION_SECONDS (default 3600).
+-- @module bus.drivers.postgres
+
+local pg = require "pg"
+local core = require "pg.core"
+local task = require "task"
+local log = require "log"
+local crypto = require "crypto"
+local outbox = require "bus.outbox"
+local consumer = require "bus.consumer"
+
+local M = {}
+
+local function num_env(name, default)
+  return tonumber(os.getenv(name) or "") or default
+end
+
+-- A long-lived task would exhaust its CPU budget (CPU_BUDGET_MS counts a coroutine's
+-- whole life): loops hand over to a fresh task after a slice of CPU time.
+local SLICE = num_env("CPU_BUDGET_MS", 1000) / 1000 * 0.25
+local POLL = num_env("BUS_POLL_SECONDS", 1)
+local RETENTION = num_env("BUS_RETENTION_SECONDS", 3600)
+local CLEAN_EVERY = num_env("BUS_CLEAN_EVERY_SECONDS", 60)
+local STALE_BROADCAST = 600
+
+--- Run `step()` until the state stops, in a chain of background tasks.
+-- `step` returns nothing; it waits itself when idle.
+-- @tparam function step
+function M.forever(step)
+  local function body()
+    local c0 = os.clock()
+    while not task.stopping() do
+      local ok, err = pcall(step)
+      if not ok then
+        log.error("bus: consumer step failed", { error = tostring(err) })
+        if task.wait(1) then return end
+      end
+      if os.clock() - c0 > SLICE then
+        if not task.stopping() then task.spawn(body) end
+        return
+      end
+    end
+  end
+  task.spawn(body)
+end
+
+-- The state's LISTEN connection (shared by its pumps). nil while none is open.
+local listener, opening, retry_at = nil, false, 0
+
+local function get_listener()
+  if listener then return listener end
+  if not core.listener or opening or os.time() < retry_at then return nil end
+  opening = true
+  local conn, err = core.acquire()
+  if conn then
+    local ok
+    ok, err = conn:query("LISTEN " .. outbox.CHANNEL)
+    if ok then
+      conn:rows()
+      listener = core.listener(conn)
+    else
+      conn:release()
+    end
+  end
+  if not listener then
+    log.warn("bus: cannot LISTEN, polling instead", { error = tostring(err) })
+    retry_at = os.time() + 5
+  end
+  opening = false
+  return listener
+end
+
+-- Wait until a notification newer than `gen` arrives, `timeout` passes or the state stops.
+local function idle_wait(l, gen, timeout)
+  if not l then
+    task.wait(math.min(timeout, num_env("BUS_POLL_FALLBACK_SECONDS", 0.05)))
+    return
+  end
+  local got, err = l:wait(timeout, gen)
+  if got == nil then
+    log.warn("bus: LISTEN connection lost", { error = tostring(err) })
+    if listener == l then listener = nil end
+    l:close()
+    task.wait(0.1)
+  end
+end
+
+local CLAIM = [[
+  SELECT c.part, c.seq, c.attempts FROM bus_cursors c
+   WHERE c.grp = $1 AND c.topic = $2 AND c.next_attempt_at <= now() AND ($5::integer IS NULL OR c.part = $5)
+     AND EXISTS (SELECT 1 FROM bus_outbox o WHERE o.topic = c.topic AND o.part = c.part AND o.seq > c.seq)
+   ORDER BY (c.part + $3) % $4
+   LIMIT 1 FOR UPDATE SKIP LOCKED]]
+
+local FETCH = [[
+  SELECT seq, key, event FROM bus_outbox WHERE topic = $1 AND part = $2 AND seq > $3 ORDER BY seq LIMIT $4]]
+
+local ADVANCE = [[
+  UPDATE bus_cursors SET seq = $4, attempts = $5, last_error = $7, seen_at = now(),
+         next_attempt_at = CASE WHEN $6::float8 IS NULL THEN '-infinity'::timestamptz
+                                ELSE now() + make_interval(secs => $6::float8) END
+   WHERE grp = $1 AND topic = $2 AND part = $3]]
+
+local FRESH = [[
+  INSERT INTO bus_inbox (grp, event_id) SELECT $1, unnest($2::uuid[])
+  ON CONFLICT DO NOTHING RETURNING event_id::text AS id]]
+
+-- The fast path: one transaction, the batch's idempotency records in one statement, no
+-- savepoints. Any failure rolls it all back and answers "slow" with the partition.
+local function fast(sub)
+  local handled, slow_part = 0, nil
+  local ok, err = pg.tx(function(tx)
+    local rows, e = tx:query(CLAIM, sub.group, sub.topic, math.random(0, outbox.PARTITIONS - 1), outbox.PARTITIONS,
+      pg.null)
+    if not rows then return nil, e end
+    local c = rows[1]
+    if not c then return true end
+    if c.attempts > 0 then -- a failing event is at the head: take the careful path
+      slow_part = c.part
+      return nil, "slow"
+    end
+    local evs
+    evs, e = tx:query(FETCH, sub.topic, c.part, c.seq, sub.batch)
+    if not evs then return nil, e end
+    local ids = {}
+    for i, row in ipairs(evs) do ids[i] = row.event.id end
+    local fresh
+    fresh, e = tx:query(FRESH, sub.group, pg.array(ids))
+    if not fresh then return nil, e end
+    local is_fresh = {}
+    for _, r in ipairs(fresh) do is_fresh[r.id] = true end
+    local seq, c0 = c.seq, os.clock()
+    for _, row in ipairs(evs) do
+      if is_fresh[row.event.id] then
+        if M.call_handler(tx, sub, row) then
+          slow_part = c.part
+          return nil, "slow"
+        end
+      end
+      seq, handled = row.seq, handled + 1
+      if os.clock() - c0 > SLICE then break end
+    end
+    -- records of events past the stop point are rolled back with nothing else: drop them
+    if seq ~= evs[#evs].seq then
+      local rest = {}
+      for _, row in ipairs(evs) do if row.seq > seq then rest[#rest + 1] = row.event.id end end
+      tx:query("DELETE FROM bus_inbox WHERE grp = $1 AND event_id = ANY($2::uuid[])", sub.group, pg.array(rest))
+    end
+    local r
+    r, e = tx:query(ADVANCE, sub.group, sub.topic, c.part, seq, 0, pg.null, pg.null)
+    if not r then return nil, e end
+    return true
+  end)
+  if not ok and slow_part then return nil, slow_part end
+  if not ok then
+    log.warn("bus: consumer transaction failed", { group = sub.group, topic = sub.topic, error = tostring(err) })
+    return 0, nil, 1
+  end
+  return handled
+end
+
+--- Call the handler of `sub` on an outbox row (no savepoint); the failure or nil.
+function M.call_handler(tx, sub, row)
+  return consumer.call(tx, sub, row.event, { topic = sub.topic, key = row.key })
+end
+
+-- The careful path: a savepoint per event, so a failure is recorded (retry with backoff,
+-- then dead letter) while the events before it commit.
+local function careful(sub, part)
+  local handled, retry_in = 0, nil
+  local ok, err = pg.tx(function(tx)
+    local rows, e = tx:query(CLAIM, sub.group, sub.topic, 0, outbox.PARTITIONS, part)
+    if not rows then return nil, e end
+    local c = rows[1]
+    if not c then return true end
+    local evs
+    evs, e = tx:query(FETCH, sub.topic, c.part, c.seq, sub.batch)
+    if not evs then return nil, e end
+    local seq, attempts, last_error = c.seq, c.attempts, nil
+    local c0 = os.clock()
+    for _, row in ipairs(evs) do
+      local done, herr = consumer.deliver(tx, sub, row.event, { topic = sub.topic, key = row.key })
+      if done then
+        seq, attempts = row.seq, 0
+        handled = handled + 1
+      else
+        attempts = attempts + 1
+        if attempts >= sub.max_attempts then
+          local dl, de = consumer.dead_letter(tx, sub, row.event, herr, attempts)
+          if not dl then return nil, de end
+          seq, attempts = row.seq, 0
+          handled = handled + 1
+        else
+          retry_in = consumer.backoff(sub, attempts)
+          last_error = herr
+          log.warn("bus: handler failed, will retry", { group = sub.group, topic = sub.topic,
+            event_id = row.event.id, attempts = attempts, retry_in = retry_in, error = herr })
+          break
+        end
+      end
+      if os.clock() - c0 > SLICE then break end
+    end
+    local r
+    r, e = tx:query(ADVANCE, sub.group, sub.topic, c.part, seq, attempts, retry_in or pg.null,
+      last_error or pg.null)
+    if not r then return nil, e end
+    return true
+  end)
+  if not ok then
+    log.warn("bus: consumer transaction failed", { group = sub.group, topic = sub.topic, error = tostring(err) })
+    return 0, 1
+  end
+  return handled, retry_in
+end
+
+--- Claim one partition with work and process a batch of it: all at once when every
+-- handler succeeds, else again event by event under savepoints (retries, dead letters).
+-- @tparam table sub the subscription
+-- @treturn integer events handled (0: nothing to do)
+-- @treturn ?number seconds until a failed event is due again
+function M.process(sub)
+  local handled, part, retry_in = fast(sub)
+  if handled then return handled, retry_in end
+  return careful(sub, part)
+end
+
+--- Create the group's cursors (a new broadcast group starts at the end of the log, a new
+-- work group at the beginning of what is retained).
+function M.init_cursors(sub)
+  return pg.query([[
+    INSERT INTO bus_cursors (grp, topic, part, seq, broadcast)
+    SELECT $1, $2, g, CASE WHEN $3::boolean THEN coalesce((SELECT last_seq FROM bus_partitions p
+                                WHERE p.topic = $2 AND p.part = g), 0) ELSE 0 END, $3::boolean
+      FROM generate_series(0, $4::integer - 1) AS g
+    ON CONFLICT (grp, topic, part) DO UPDATE SET seen_at = now()]],
+    sub.group, sub.topic, sub.broadcast, outbox.PARTITIONS)
+end
+
+--- Remove what every group is done with (one process at a time).
+function M.clean()
+  return pg.tx(function(tx)
+    local got = tx:query("SELECT pg_try_advisory_xact_lock(7166716874616c6c) AS ok")
+    if not (got and got[1] and got[1].ok) then return true end
+    tx:query([[DELETE FROM bus_cursors WHERE broadcast AND seen_at < now() - make_interval(secs => $1)]],
+      STALE_BROADCAST)
+    tx:query([[DELETE FROM bus_outbox WHERE ctid = ANY(ARRAY(
+      SELECT o.ctid FROM bus_outbox o
+       WHERE o.created_at < now() - make_interval(secs => $1::float8)
+         AND NOT EXISTS (SELECT 1 FROM bus_cursors c
+                          WHERE c.topic = o.topic AND c.part = o.part AND c.seq < o.seq)
+       LIMIT 10000))]], RETENTION)
+    tx:query([[DELETE FROM bus_inbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM bus_inbox
+      WHERE processed_at < now() - make_interval(secs => $1::float8) LIMIT 10000))]], RETENTION)
+    return true
+  end)
+end
+
+local function pump(sub, index)
+  local last_chores = 0
+  return function()
+    local l = get_listener()
+    local gen = l and l:generation() or 0
+    local n, retry_in = M.process(sub)
+    if n > 0 then return end
+    if index == 1 and os.time() - last_chores >= 1 then
+      last_chores = os.time()
+      consumer.replay_requested(sub)
+      if sub.broadcast then
+        pg.query("UPDATE bus_cursors SET seen_at = now() WHERE grp = $1 AND seen_at < now() - interval '60 s'",
+          sub.group)
+      end
+    end
+    idle_wait(l, gen, math.min(POLL, retry_in or POLL))
+  end
+end
+
+--- Start the consumers of a bundle (called from its on_start, see `bus.define`).
+-- @tparam table ctx `bundle`, `subscriptions` (normalized by bus.define)
+function M.start(ctx)
+  if #ctx.subscriptions == 0 then return end
+  local node = (os.getenv("HOSTNAME") or "local") .. "-" .. crypto.hex(crypto.random_bytes(4))
+  for _, sub in ipairs(ctx.subscriptions) do
+    if sub.broadcast then sub.group = sub.group .. "@" .. node end
+    local ok, err
+    for _ = 1, 30 do
+      ok, err = M.init_cursors(sub)
+      if ok or task.wait(1) then break end
+    end
+    if not ok then
+      log.error("bus: cannot start the consumer", { group = sub.group, topic = sub.topic, error = tostring(err) })
+    else
+      for i = 1, sub.concurrency do M.forever(pump(sub, i)) end
+    end
+  end
+  local last_clean = 0
+  M.forever(function()
+    if os.time() - last_clean >= CLEAN_EVERY then
+      last_clean = os.time()
+      M.clean()
+    end
+    task.wait(math.min(CLEAN_EVERY, 5))
+  end)
+end
+
+--- The relay of an external driver (BUS=dapr): a consumer group "relay" over every
+-- topic of the outbox whose handler is `publish(topic, event, {key = key})` (true, or
+-- nil and a message to retry). Order per key, retries, dead letters and cleanup are
+-- the same as for any group. Call it from the driver's `start(ctx)`.
+-- @tparam function publish
+-- @tparam[opt] table topics topic names (default: the product's topics, `bus.TOPICS`)
+function M.start_relay(publish, topics)
+  local subs = {}
+  for topic in pairs(topics or require("bus").TOPICS) do
+    subs[#subs + 1] = {
+      topic = topic, group = "relay", broadcast = false, concurrency = 2, batch = 100,
+      max_attempts = num_env("BUS_RELAY_MAX_ATTEMPTS", 20), backoff = 0.2, backoff_max = 30,
+      handler = function(event, _, meta)
+        local ok, err = publish(topic, event, { key = meta and meta.key })
+        if not ok then return nil, err or "publish failed" end
+        return true
+      end,
+    }
+  end
+  M.start({ bundle = "relay", subscriptions = subs })
+end
+
+return M

@@ -1,0 +1,104 @@
+--- Recurring tasks, the database part: creating the next occurrence of a series, and
+-- stopping a series. Used by the recurring-task bundle (on a completed occurrence) and
+-- by the API (deleting one occurrence skips it; deleting the series stops it).
+--
+-- Exactly one next occurrence per occurrence: the spawn first claims the source in
+-- task_series_spawns (primary key = source id, migration 010_series.sql) and inserts the
+-- new task in the same statement, only when the claim is new. A replayed event, a second
+-- replica, a retry after a crash or a second completion all find the claim and create
+-- nothing. Everything runs in the caller's transaction, with the new task's
+-- `task.created` event (tasks.row.record_event).
+-- @module tasks.spawn
+
+local pg = require "pg"
+local tz = require "tz"
+local timer = require "timer"
+local row = require "tasks.row"
+local series = require "tasks.series"
+
+local M = {}
+
+local NULL = pg.null
+
+local CLAIM_AND_INSERT = [[
+  WITH claim AS (
+    INSERT INTO task_series_spawns (source_id, user_id, series_id, task_id, reason)
+    VALUES ($1::uuid, $2, $3::uuid, gen_random_uuid(), $4)
+    ON CONFLICT (source_id) DO NOTHING
+    RETURNING task_id)
+  INSERT INTO tasks (id, user_id, title, description, priority, tags, due_at, tz, recurrence,
+                     reminders, series_id, occurrence_index, spawned_from)
+  SELECT claim.task_id, $2, $5::text, $6::text, $7::smallint, $8::text[], $9::timestamptz, $10::text,
+         $11::jsonb, $12::jsonb, $3::uuid, $13::integer, $1::uuid
+    FROM claim
+  RETURNING ]] .. row.COLUMNS
+
+local CLAIM_END = [[
+  INSERT INTO task_series_spawns (source_id, user_id, series_id, task_id, reason)
+  VALUES ($1::uuid, $2, $3::uuid, NULL, $4) ON CONFLICT (source_id) DO NOTHING]]
+
+local function value(v)
+  if v == nil or v == NULL then return nil end
+  return v
+end
+
+--- The series of a task row (its own id when it starts one).
+function M.series_of(src)
+  return value(src.series_id) or src.id
+end
+
+--- Create the occurrence that follows `src`, inside `tx`.
+-- @param tx a `pg.tx` transaction
+-- @tparam string user the owner
+-- @tparam table src the source task as a row (`tasks.row.COLUMNS`, values as stored)
+-- @tparam string reason `completed` (src was completed) or `skipped` (src was deleted)
+-- @tparam[opt] integer now epoch seconds, the completion time when src has none
+-- @treturn[1] table the new task (API shape)
+-- @treturn[2] false nothing was created
+-- @treturn[2] string why: `exists` (already spawned, or stopped), `count`, `ended`,
+--   `not_recurring`, `no_due`, or the recurrence engine's message for a bad stored rule
+-- @treturn[3] nil a database failure
+-- @treturn[3] string its message
+function M.next(tx, user, src, reason, now)
+  now = now or math.floor(timer.now())
+  local sid = M.series_of(src)
+  local due, why = series.next_due(src, now)
+  if not due then
+    if why == "count" or why == "ended" then
+      local ok, err = tx:query(CLAIM_END, src.id, user, sid, "ended")
+      if not ok then return nil, err end
+    end
+    return false, why
+  end
+  local old_due = tz.parse_rfc3339(src.due_at)
+  local rows, err = tx:query(CLAIM_AND_INSERT, src.id, user, sid, reason, src.title,
+    src.description, src.priority, pg.array(value(src.tags) or {}), tz.format(due, "UTC"), src.tz,
+    series.stored(src.recurrence), series.shift_reminders(src.reminders, due - old_due),
+    (math.tointeger(src.occurrence_index) or 1) + 1)
+  if not rows then return nil, err end
+  if not rows[1] then return false, "exists" end
+  local task = row.to_task(rows[1])
+  local ok, perr = row.record_event(tx, user, "created", task)
+  if not ok then return nil, perr end
+  return task
+end
+
+--- Stop a series: every occurrence of it that has not made its next one yet never will.
+-- Run it before deleting the series' open occurrences (a concurrent spawn then either
+-- finished first, and its new occurrence is deleted with the others, or finds the stop).
+-- @param tx a `pg.tx` transaction
+-- @tparam string user
+-- @tparam string series_id
+-- @return true, or nil and a message
+function M.stop(tx, user, series_id)
+  local ok, err = tx:query([[
+    INSERT INTO task_series_spawns (source_id, user_id, series_id, task_id, reason)
+    SELECT id, user_id, $2::uuid, NULL, 'stopped' FROM tasks
+     WHERE user_id = $1 AND (series_id = $2::uuid OR id = $2::uuid)
+     ORDER BY id
+    ON CONFLICT (source_id) DO NOTHING]], user, series_id)
+  if not ok then return nil, err end
+  return true
+end
+
+return M

@@ -1,0 +1,82 @@
+-- Task history (issue 4): the "history" consumer of task-events records who changed what
+-- and when; GET /api/tasks/:id/history, GET /api/activity, and undo with 412 when the
+-- task changed since.
+local h = require "spec.helpers"
+
+describe("task history", function()
+  local host
+  setup(function() host = h.start { bundles = { "services/api" } } end)
+  teardown(function() if host then host:stop() end end)
+
+  local function call(method, path, body, user)
+    return host:request(method, path, { token = h.token(user or "hana"), body = body })
+  end
+
+  local function history(id, n)
+    return h.eventually(function()
+      local s, b = call("GET", "/api/tasks/" .. id .. "/history")
+      return s == 200 and #b.items >= n and b
+    end, 10)
+  end
+
+  it("needs a token and hides other users' tasks", function()
+    assert.are.equal(401, (host:request("GET", "/api/activity")))
+    local _, t = call("POST", "/api/tasks", { title = "private" })
+    assert.are.equal(404, (call("GET", "/api/tasks/" .. t.id .. "/history", nil, "intruder")))
+    assert.are.equal(404, (call("GET", "/api/tasks/not-a-uuid/history")))
+  end)
+
+  it("lists changes newest first, and the user's activity", function()
+    local _, t = call("POST", "/api/tasks", { title = "draft", priority = "low" })
+    call("PATCH", "/api/tasks/" .. t.id, { title = "final" })
+    call("POST", "/api/tasks/" .. t.id .. "/complete")
+    local b = assert(history(t.id, 3))
+    assert.are.same({ "completed", "updated", "created" }, { b.items[1].kind, b.items[2].kind, b.items[3].kind })
+    assert.are.same({ "title" }, b.items[2].changed)
+    assert.are.equal("draft", b.items[2].before.title)
+    assert.are.equal("final", b.items[2].task.title)
+    assert.are.equal("hana", b.items[1].actor)
+    local s, act = call("GET", "/api/activity?limit=2")
+    assert.are.equal(200, s)
+    assert.are.equal(2, #act.items)
+    assert.are.equal("completed", act.items[1].kind)
+    assert.are.equal(422, (call("GET", "/api/activity?limit=0")))
+  end)
+
+  it("undoes the latest change, and refuses (412) when the task changed since", function()
+    local _, t = call("POST", "/api/tasks", { title = "one", tags = { "x" } })
+    call("PATCH", "/api/tasks/" .. t.id, { title = "two", tags = { "y" } })
+    call("PATCH", "/api/tasks/" .. t.id, { priority = "high" })
+    local b = assert(history(t.id, 3))
+    local rename, prio = b.items[2], b.items[1]
+    -- the rename is not the latest change: 412
+    assert.are.equal(412, (call("POST", "/api/activity/" .. rename.id .. "/undo")))
+    local s, r = call("POST", "/api/activity/" .. prio.id .. "/undo")
+    assert.are.equal(200, s)
+    assert.are.equal("none", r.task.priority)
+    assert.are.equal("two", r.task.title)
+    -- undoing the same change twice: the task moved on (the undo itself is a change)
+    assert.are.equal(412, (call("POST", "/api/activity/" .. prio.id .. "/undo")))
+    assert.are.equal(404, (call("POST", "/api/activity/" .. prio.id .. "/undo", nil, "intruder")))
+    assert.are.equal(404, (call("POST", "/api/activity/999999/undo")))
+  end)
+
+  it("undoes a deletion (the task comes back) and a creation (the task goes)", function()
+    local _, t = call("POST", "/api/tasks", { title = "keep me", description = "d" })
+    assert.are.equal(204, (call("DELETE", "/api/tasks/" .. t.id)))
+    local b = assert(history(t.id, 2))
+    assert.are.equal("deleted", b.items[1].kind)
+    local s, r = call("POST", "/api/activity/" .. b.items[1].id .. "/undo")
+    assert.are.equal(200, s)
+    assert.are.equal(t.id, r.task.id)
+    local s2, back = call("GET", "/api/tasks/" .. t.id)
+    assert.are.equal(200, s2)
+    assert.are.equal("keep me", back.title)
+    assert.are.equal("d", back.description)
+    -- the re-creation is a change too; then undo it
+    b = assert(history(t.id, 3))
+    assert.are.equal("created", b.items[1].kind)
+    assert.are.equal(200, (call("POST", "/api/activity/" .. b.items[1].id .. "/undo")))
+    assert.are.equal(404, (call("GET", "/api/tasks/" .. t.id)))
+  end)
+end)
