@@ -105,6 +105,11 @@ static void finish_shutdown(void) {
   uv_close((uv_handle_t *)&sig_term, NULL);
   uv_close((uv_handle_t *)&sig_int, NULL);
   uv_close((uv_handle_t *)&sig_hup, NULL);
+  /* Closing the handles restored the default actions; a second SIGTERM during
+   * the last steps must not turn a clean exit into a kill. */
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
   uv_close((uv_handle_t *)&drain_timer, NULL);
 }
 

@@ -38,7 +38,8 @@ end
 -- `max_attempts`). Raises (the bundle then fails to load) on a name Dapr
 -- cannot carry in a URL.
 -- @tparam table ctx
--- @treturn table list of the subscriptions with `pubsub` and `consumer` added
+-- @treturn table copies of the subscriptions with `pubsub` set (and, for
+--   broadcast, a per-replica `group`)
 function M.normalize(ctx)
   local out = {}
   local c = dapr.config
@@ -55,7 +56,7 @@ function M.normalize(ctx)
     -- bus.consumer records (group, event id): a broadcast consumer is one group
     -- per replica, so its records must not be shared with the other replicas.
     e.group = e.broadcast and (group .. "@" .. replica_name()) or group
-    e.max_attempts = s.max_attempts or 5
+    e.max_attempts = s.max_attempts -- nil: BUS_MAX_ATTEMPTS or 5 (bus.consumer)
     out[#out + 1] = e
   end
   return out

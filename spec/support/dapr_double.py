@@ -2,7 +2,8 @@
 """A TEST DOUBLE of the Dapr sidecar (daprd), HTTP only, for the contract specs.
 
 It is not Dapr. It reproduces the parts of daprd's behaviour our app depends on,
-as written down in the Dapr contract (docs/dapr-contract, sections 1, 2a, 3, 9):
+as the Dapr HTTP contract describes it for 1.14-1.16 (publish API, GET
+/dapr/subscribe, delivery answers, tokens; summed up in dapr/README.md):
 
   start-up   dials the app port every 100 ms until a TCP connect succeeds, then
              calls GET /dapr/subscribe once (with dapr-api-token when --app-token

@@ -314,26 +314,4 @@ function M.start(ctx)
   end)
 end
 
---- The relay of an external driver (BUS=dapr): a consumer group "relay" over every
--- topic of the outbox whose handler is `publish(topic, event, {key = key})` (true, or
--- nil and a message to retry). Order per key, retries, dead letters and cleanup are
--- the same as for any group. Call it from the driver's `start(ctx)`.
--- @tparam function publish
--- @tparam[opt] table topics topic names (default: the product's topics, `bus.TOPICS`)
-function M.start_relay(publish, topics)
-  local subs = {}
-  for topic in pairs(topics or require("bus").TOPICS) do
-    subs[#subs + 1] = {
-      topic = topic, group = "relay", broadcast = false, concurrency = 2, batch = 100,
-      max_attempts = num_env("BUS_RELAY_MAX_ATTEMPTS", 20), backoff = 0.2, backoff_max = 30,
-      handler = function(event, _, meta)
-        local ok, err = publish(topic, event, { key = meta and meta.key })
-        if not ok then return nil, err or "publish failed" end
-        return true
-      end,
-    }
-  end
-  M.start({ bundle = "relay", subscriptions = subs })
-end
-
 return M

@@ -36,7 +36,7 @@ CREATE TABLE task_series_spawns (
     series_id  uuid        NOT NULL,
     task_id    uuid,                        -- the occurrence created; NULL: none (ended)
     reason     text        NOT NULL,        -- completed, skipped, ended, stopped
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp()  -- when the spawn ran
 );
 CREATE INDEX task_series_spawns_series_idx ON task_series_spawns (user_id, series_id);
 

@@ -116,7 +116,8 @@ describe("Dapr end to end (real daprd, Redis Streams)", function()
     stop(consumer_dapr)
     stop(redis)
     h.sleep(0.5)
-    if dir then os.execute("rm -rf " .. h.sh_quote(dir)) end
+    -- DAPR_E2E_KEEP=1 keeps the daprd and Redis logs for a look afterwards.
+    if dir and os.getenv("DAPR_E2E_KEEP") ~= "1" then os.execute("rm -rf " .. h.sh_quote(dir)) end
   end)
 
   local function seen_by(grp, subject)
