@@ -133,6 +133,13 @@ local function fetch(min_interval)
   return true
 end
 
+-- Tokens verified lately: token -> { claims =, til = }. A hit is served until the
+-- earlier of the token's exp and CACHE_TTL seconds after it was verified (so a key
+-- withdrawn from the JWKS stops a cached token within CACHE_TTL). Bounded: emptied
+-- when full. Callers must not modify the claims table.
+local CACHE_TTL, CACHE_MAX = 30, 10000
+local cache, cache_n = {}, 0
+
 --- Verify a token: signature against the configured keys, exp / nbf / iat,
 -- issuer and audience when configured.
 -- @tparam string token the compact JWT (see `bearer`)
@@ -144,7 +151,22 @@ function auth.verify(token)
   if type(token) ~= "string" then error("auth.verify: token must be a string", 2) end
   if not state then auth.configure() end
   if state.error then return nil, state.error, "no_keys" end
+  local now = os.time()
+  local hit = cache[token]
+  if hit then
+    if now < hit.til then return hit.claims end
+    cache[token] = nil
+    cache_n = cache_n - 1
+  end
   local claims, err, code = jwt.verify(token)
+  if claims then
+    local til = now + CACHE_TTL
+    if math.type(claims.exp) == "integer" and claims.exp < til then til = claims.exp end
+    if cache_n >= CACHE_MAX then cache, cache_n = {}, 0 end
+    cache[token] = { claims = claims, til = til }
+    cache_n = cache_n + 1
+    return claims
+  end
   if state.url and (code == "unknown_kid" or code == "no_keys") then
     local interval = state.refetch_interval
     if code == "no_keys" then interval = math.min(RETRY_EMPTY, interval) end
@@ -177,6 +199,7 @@ end
 --- Forget the configuration (tests): the next `verify` configures again.
 function auth._reset()
   state = nil
+  cache, cache_n = {}, 0
 end
 
 return auth

@@ -22,7 +22,7 @@ int luaopen_cjson(lua_State *L);
 /* Loads cjson once per state, configured, and keeps its encoder in the
  * registry. Decoding is json_decode.c's (cjson cannot keep [] apart from {}). */
 static void ensure_cjson(lua_State *L) {
-  if (lua_getfield(L, LUA_REGISTRYINDEX, "th.json.encode") != LUA_TNIL) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "th.json.encode.raw") != LUA_TNIL) {
     lua_pop(L, 1);
     return;
   }

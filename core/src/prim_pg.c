@@ -54,6 +54,7 @@ typedef struct {
 struct th__conn {
   PGconn *pg;
   uv_poll_t *poll;     /* NULL when closed; freed in its close callback */
+  int watching;        /* events the poll was last started with (0: none) */
   int io;              /* what the socket is busy with (IO_*) */
   int held;            /* a Lua handle, a reset or the health check owns it */
   int handle;          /* a Lua userdata points at it: never free before release */
@@ -276,8 +277,14 @@ static int conn_watch(th__conn *c, int events, int fresh) {
       return rc;
     }
     c->poll->data = c;
+    c->watching = 0;
   }
-  uv_poll_start(c->poll, events, on_poll);
+  /* uv_poll_start always unregisters the fd first (epoll_ctl DEL, then ADD on
+   * the next loop turn): only restart it when the events change. */
+  if (c->watching != events) {
+    uv_poll_start(c->poll, events, on_poll);
+    c->watching = events;
+  }
   if (c->io == IO_NONE)
     uv_unref((uv_handle_t *)c->poll);
   else
