@@ -38,6 +38,7 @@ struct th_conn {
   int reading;
   int error_status;   /* set by a callback that stops the parser */
   int last_was_value; /* header callbacks: value seen since the last field */
+  int parsing;        /* inside conn_continue */
   size_t header_bytes;
   th_conn *next, *prev; /* live connections, for draining */
 };
@@ -359,7 +360,10 @@ void th_conn_respond(th_conn *c, th_response *res) {
   }
   c->phase = C_IDLE;
   set_timer(c, th_cfg.keepalive_timeout_ms);
-  conn_continue(c);
+  /* Answered from inside conn_continue (a built-in endpoint, an error, a handler
+   * that did not wait): its loop goes on with the next pipelined request.
+   * Calling it again here would recurse once per pipelined request. */
+  if (!c->parsing) conn_continue(c);
 }
 
 static void conn_error_with(th_conn *c, int status, const char *code, const char *message,
@@ -491,6 +495,7 @@ int th_conn_closed(th_conn *c) { return c->phase == C_CLOSING; }
 
 /* Parse what is buffered; stops after one complete request (paused). */
 static void conn_continue(th_conn *c) {
+  c->parsing = 1;
   while (c->phase != C_HANDLING && c->phase != C_CLOSING && c->in_off < c->in.len) {
     const char *start = c->in.data + c->in_off;
     size_t len = c->in.len - c->in_off;
@@ -514,10 +519,12 @@ static void conn_continue(th_conn *c) {
       if (!c->req.method) c->req.method = "-";
       c->error_status = status;
       c->req.keep_alive = 0;
+      c->parsing = 0;
       th_conn_error(c, status, code, msg ? msg : "malformed request");
       return;
     }
   }
+  c->parsing = 0;
   /* Compact the input buffer once everything is parsed. */
   if (c->in_off == c->in.len) {
     c->in.len = 0;

@@ -239,6 +239,38 @@ static int t_pipelining_in_order(void) {
   return 0;
 }
 
+/* Many pipelined requests in one write, answered without waiting: the server
+ * must not recurse once per request (it would run out of stack). */
+static int t_deep_pipelining(void) {
+  enum { N = 20000 };
+  static const char one[] = "GET /hello HTTP/1.1\r\n\r\n";
+  size_t len = sizeof one - 1;
+  char *raw = malloc(len * N + 1);
+  for (int i = 0; i < N; i++) memcpy(raw + (size_t)i * len, one, len);
+  raw[len * N] = '\0';
+  int fd = connect_port(main_host.port);
+  /* write while reading, so neither side's buffers fill up */
+  pid_t writer = fork();
+  if (writer == 0) {
+    send_str(fd, raw);
+    _exit(0);
+  }
+  free(raw);
+  resp r;
+  int ok = 0;
+  for (int i = 0; i < N; i++) {
+    if (read_response(fd, &r, 5000) != 0 || r.status != 200) break;
+    ok++;
+  }
+  waitpid(writer, NULL, 0);
+  close(fd);
+  CHECK(ok == N, "only %d of %d pipelined answers", ok, N);
+  resp after;
+  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\n\r\n", &after) == 0 && after.status == 200,
+        "server alive after");
+  return 0;
+}
+
 static int t_chunked_body(void) {
   resp r;
   CHECK(request(main_host.port,
@@ -480,6 +512,7 @@ static const tcase cases[] = {
     {"request_id_taken_from_request", t_request_id_taken_from_request},
     {"keep_alive_two_requests", t_keep_alive_two_requests},
     {"pipelining_in_order", t_pipelining_in_order},
+    {"deep_pipelining", t_deep_pipelining},
     {"chunked_body", t_chunked_body},
     {"content_length_over_limit_413", t_content_length_over_limit_413},
     {"chunked_over_limit_413", t_chunked_over_limit_413},
