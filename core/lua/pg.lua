@@ -112,11 +112,13 @@ end
 -- Coroutines inside pg.tx -> number of open transactions (for the deadlock check).
 local open_tx = setmetatable({}, { __mode = "k" })
 
---- Run one query on a pooled connection.
+--- Run one query on a shared, pipelined connection: queries from many coroutines
+-- go out together on a few connections, each with its own sync point (an error
+-- in one never affects another), and their answers come back in order.
 -- Parameters: nil or `pg.null` -> NULL; booleans; integers; floats (17
 -- significant digits); strings; `pg.array(t)`; any other table -> JSON text
 -- (cast it: `$1::jsonb`).
--- Inside `pg.tx` this uses a different connection, outside the transaction;
+-- Inside `pg.tx` this runs outside the transaction, on another connection;
 -- when that would wait for the transaction's own connection (pool exhausted by
 -- this coroutine) it raises instead of deadlocking: use `tx:query`.
 -- @tparam string sql SQL with `$n` placeholders
@@ -136,10 +138,10 @@ function pg.query(sql, ...)
         .. " (pool size " .. st.size .. "); use tx:query", 2)
     end
   end
-  local conn, err, state = core.acquire()
-  if not conn then return nil, err, state end
-  local c <close> = conn
-  return run(c, sql, ...)
+  local r, err, state = core.query(sql, encode_params(...))
+  if not r then return nil, err, state end
+  r:wait()
+  return r:rows()
 end
 
 local tx_methods = {}
@@ -162,6 +164,8 @@ function tx_methods:query(sql, ...)
 end
 
 local function rollback(conn)
+  -- BEGIN not sent yet (no statement ran): nothing to undo.
+  if conn:begin(false) then return end
   -- A failed ROLLBACK leaves the connection outside idle: release drops it.
   run(conn, "ROLLBACK")
 end
@@ -172,7 +176,9 @@ end
 -- Rolls back and returns fn's results when fn returns nil or false followed
 -- by an error value (`return nil, "not found"`), or when one of its queries
 -- failed (then returns `nil, message, sqlstate` of that failure).
--- A failed BEGIN or COMMIT returns `nil, message, sqlstate`.
+-- BEGIN goes out with the first statement (one round trip less; no statement,
+-- no BEGIN nor COMMIT): a failed BEGIN is that statement's failure. A failed
+-- COMMIT returns `nil, message, sqlstate`.
 -- @tparam function fn receives the transaction object `tx`
 -- @return fn's results | nil, message, sqlstate
 function pg.tx(fn)
@@ -180,8 +186,7 @@ function pg.tx(fn)
   local conn, err, state = core.acquire()
   if not conn then return nil, err, state end
   local c <close> = conn
-  local ok, e, s = run(c, "BEGIN")
-  if not ok then return nil, e, s end
+  c:begin() -- sent with the first statement, in the same round trip
   local tx = setmetatable({ conn = c }, tx_mt)
   local co = running()
   open_tx[co] = (open_tx[co] or 0) + 1
@@ -202,13 +207,15 @@ function pg.tx(fn)
     rollback(c)
     return nil, tx.err, tx.sqlstate
   end
-  ok, e, s = run(c, "COMMIT")
-  if not ok then return nil, e, s end
+  if not c:begin(false) then -- else no statement ran: nothing to commit
+    local ok, e, s = run(c, "COMMIT")
+    if not ok then return nil, e, s end
+  end
   return unpack(res, 2, res.n)
 end
 
 --- Pool gauges of this worker.
--- @treturn table `{in_use=, idle=, waiting=, size=, connecting=}`
+-- @treturn table `{in_use=, idle=, waiting=, size=, connecting=, shared=}`
 function pg.stats()
   return core.stats()
 end

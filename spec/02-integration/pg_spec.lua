@@ -3,8 +3,9 @@
 -- caching, reconnection, and the pool's wait timeout.
 -- Needs DATABASE_URL in the host's environment (the pool reads it at start-up).
 -- scripts/test sets it.
--- The FIFO hand-off between concurrent waiters needs several coroutines, so it
--- is covered by the HTTP concurrency specs, not here.
+-- Concurrent standalone queries sharing one pipelined connection run in child
+-- hosts (task.spawn, PG_POOL_SIZE=1); the FIFO hand-off between concurrent
+-- acquire() waiters is covered by the HTTP concurrency specs.
 
 local HOST = os.getenv("TODO_HOST") or "build/todo-host"
 
@@ -384,6 +385,110 @@ describe("pg", function()
       ]])
       assert(ok, out)
       assert.matches("nil pool timeout|false use tx:query|1", out, 1, true)
+    end)
+
+    it("shares one pipelined connection between many coroutines (pool size 1)", function()
+      local out, ok = child({
+        DATABASE_URL = os.getenv("DATABASE_URL"), PG_POOL_SIZE = "1", PG_PIPELINE_DEPTH = "64",
+      }, [[
+        local pg = require "pg"
+        local task = require "task"
+        local timer = require "timer"
+        local n, left, bad, pids = 50, 50, {}, {}
+        for i = 1, n do
+          task.spawn(function()
+            local me = coroutine.running()
+            local rows, err = pg.query("SELECT $1::int AS i, pg_backend_pid() AS pid", i)
+            if coroutine.running() ~= me then bad[#bad + 1] = "coroutine " .. i end
+            if not rows or rows[1].i ~= i then bad[#bad + 1] = i .. ": " .. tostring(err) end
+            if rows then pids[rows[1].pid] = true end
+            left = left - 1
+          end)
+        end
+        local waited = 0
+        while left > 0 and waited < 100 do timer.sleep(0.05); waited = waited + 1 end
+        local npids = 0
+        for _ in pairs(pids) do npids = npids + 1 end
+        local st = pg.stats()
+        print("left=" .. left .. " bad=" .. table.concat(bad, ",") .. " pids=" .. npids
+          .. " in_use=" .. st.in_use .. " waiting=" .. st.waiting)
+      ]])
+      assert(ok, out)
+      assert.matches("left=0 bad= pids=1 in_use=0 waiting=0", out, 1, true)
+    end)
+
+    it("keeps an error in one pipelined query away from the others", function()
+      local out, ok = child({
+        DATABASE_URL = os.getenv("DATABASE_URL"), PG_POOL_SIZE = "1", PG_PIPELINE_DEPTH = "64",
+      }, [[
+        local pg = require "pg"
+        local task = require "task"
+        local timer = require "timer"
+        assert(pg.query("CREATE TEMP TABLE IF NOT EXISTS pipe_t (id int PRIMARY KEY)"))
+        local res, left = {}, 0
+        local function go(name, sql, ...)
+          left = left + 1
+          local args = table.pack(...)
+          task.spawn(function()
+            local rows, err, state = pg.query(sql, table.unpack(args, 1, args.n))
+            res[name] = rows and ("ok " .. tostring(rows[1] and (rows[1].v or rows[1].id)))
+              or (tostring(state) .. " " .. tostring(err))
+            left = left - 1
+          end)
+        end
+        go("ins1", "INSERT INTO pipe_t VALUES ($1) RETURNING id", 1)
+        go("div0", "SELECT 1 / $1::int AS v", 0)
+        go("ins2", "INSERT INTO pipe_t VALUES ($1) RETURNING id", 2)
+        go("syn1", "SELEC oops")
+        go("syn2", "SELEC oops")
+        go("dup", "INSERT INTO pipe_t VALUES ($1) RETURNING id", 1)
+        go("after", "SELECT $1::int AS v", 7)
+        local waited = 0
+        while left > 0 and waited < 100 do timer.sleep(0.05); waited = waited + 1 end
+        local n = pg.query("SELECT count(*) AS n FROM pipe_t")[1].n
+        local keys = {}
+        for k, v in pairs(res) do keys[#keys + 1] = k .. "=" .. v end
+        table.sort(keys)
+        print(table.concat(keys, "|") .. "|rows=" .. n)
+      ]])
+      assert(ok, out)
+      assert.matches("after=ok 7|", out, 1, true)
+      assert.matches("div0=22012 division by zero|", out, 1, true)
+      assert.matches("dup=23505 ", out, 1, true)
+      assert.matches("ins1=ok 1|ins2=ok 2|", out, 1, true)
+      assert.matches("syn1=42601 syntax error[^|]*|syn2=42601 syntax error[^|]*|rows=2", out)
+    end)
+
+    it("fails the queries queued on a terminated connection once each, then recovers", function()
+      local out, ok = child({
+        DATABASE_URL = os.getenv("DATABASE_URL"), PG_POOL_SIZE = "2", PG_PIPELINE_DEPTH = "64",
+      }, [[
+        local pg = require "pg"
+        local task = require "task"
+        local timer = require "timer"
+        local first, second, left = {}, {}, 5
+        for i = 1, 5 do
+          task.spawn(function()
+            local rows, err, state = pg.query("SELECT pg_sleep(0.3), $1::int AS i /* pipe_victim */", i)
+            first[#first + 1] = rows and "ok" or (err .. "/" .. tostring(state))
+            rows = pg.query("SELECT $1::int AS i", i)
+            second[#second + 1] = rows and rows[1].i == i and "ok" or "bad"
+            left = left - 1
+          end)
+        end
+        timer.sleep(0.1)
+        pg.tx(function(tx)
+          assert(tx:query("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+            .. " WHERE query LIKE '%pipe_victim%' AND pid <> pg_backend_pid()"))
+        end)
+        local waited = 0
+        while left > 0 and waited < 100 do timer.sleep(0.05); waited = waited + 1 end
+        table.sort(first)
+        print(table.concat(first, ",") .. "|" .. table.concat(second, ","))
+      ]])
+      assert(ok, out)
+      local lost = "connection lost/08006"
+      assert.matches(table.concat({ lost, lost, lost, lost, lost }, ",") .. "|ok,ok,ok,ok,ok", out, 1, true)
     end)
 
     it("answers a clear error when the server cannot be reached", function()
