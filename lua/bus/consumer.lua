@@ -32,6 +32,17 @@ function M.call(tx, sub, event, meta)
   return nil
 end
 
+--- Call `sub.batch_handler(events, tx, metas)` on `tx` (like `M.call`, for the events of
+-- one partition in order; no savepoint, no idempotency records: the caller's job).
+-- @treturn ?string nil on success, else what failed
+function M.call_batch(tx, sub, events, metas)
+  local res = table.pack(pcall(sub.batch_handler, events, tx, metas))
+  if not res[1] then return describe(res[2]) end
+  if (res[2] == nil or res[2] == false) and res.n >= 3 and res[3] ~= nil then return describe(res[3]) end
+  if tx.err then return "a query failed: " .. tostring(tx.err) end
+  return nil
+end
+
 --- Run `sub.handler(event, tx, meta)` once, inside `tx`, recording (group, event id).
 -- A savepoint isolates it: when the handler fails, its writes are undone and `tx`
 -- stays usable (the caller then records the failure on its cursor).

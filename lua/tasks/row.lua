@@ -71,19 +71,8 @@ function M.changed_fields(f)
   return json.array(out)
 end
 
---- Publish the events of one task change, inside its transaction `tx`: one CloudEvent
--- `task.<kind>` on each of `M.EVENT_TOPICS`, partition key the user id, subject the task
--- id. `data` has the origin design's fields (`event_type`, `task_id`, `task_data` = the
--- task after the change, or as it was for `deleted`; `user_id`, `timestamp`) plus
--- `changed` (field names) and `version`. A failed publish fails the query on `tx`, so the
--- whole change rolls back.
--- @param tx the change's `pg.tx`
--- @tparam string user
--- @tparam string kind `created`, `updated`, `completed`, `reopened` or `deleted`
--- @tparam table task
--- @tparam[opt] table changed field names (default: every field for `created`, none else)
--- @return true, or nil and a message
-function M.record_event(tx, user, kind, task, changed)
+-- The events of one change, appended to `list` (for bus.publish_many).
+local function add_events(list, user, kind, task, changed)
   if changed == nil then changed = kind == "created" and M.FIELDS or {} end
   local data = {
     event_type = kind,
@@ -95,9 +84,39 @@ function M.record_event(tx, user, kind, task, changed)
     version = task.version,
   }
   for _, topic in ipairs(M.EVENT_TOPICS) do
-    local ok, err = bus.publish(tx, topic, "task." .. kind, data, { key = user, subject = task.id })
-    if not ok then return nil, err end
+    list[#list + 1] = { topic = topic, type = "task." .. kind, data = data, key = user, subject = task.id }
   end
+end
+
+--- Publish the events of one task change, inside its transaction `tx`: one CloudEvent
+-- `task.<kind>` on each of `M.EVENT_TOPICS`, partition key the user id, subject the task
+-- id. `data` has the origin design's fields (`event_type`, `task_id`, `task_data` = the
+-- task after the change, or as it was for `deleted`; `user_id`, `timestamp`) plus
+-- `changed` (field names) and `version`. A failed publish fails the query on `tx`, so the
+-- whole change rolls back. Every event is written by one statement (`bus.publish_many`).
+-- @param tx the change's `pg.tx`
+-- @tparam string user
+-- @tparam string kind `created`, `updated`, `completed`, `reopened` or `deleted`
+-- @tparam table task
+-- @tparam[opt] table changed field names (default: every field for `created`, none else)
+-- @return true, or nil and a message
+function M.record_event(tx, user, kind, task, changed)
+  return M.record_events(tx, user, kind, { task }, changed)
+end
+
+--- Publish the events of several changes of one kind (`record_event` for each task, in
+-- order), all in one statement.
+-- @param tx the change's `pg.tx`
+-- @tparam string user
+-- @tparam string kind
+-- @tparam table tasks array of tasks
+-- @tparam[opt] table changed field names, shared by every task
+-- @return true, or nil and a message
+function M.record_events(tx, user, kind, tasks, changed)
+  local list = {}
+  for _, task in ipairs(tasks) do add_events(list, user, kind, task, changed) end
+  local ok, err = bus.publish_many(tx, list)
+  if not ok then return nil, err end
   return true
 end
 

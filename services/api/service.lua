@@ -32,6 +32,6 @@ return bus.define {
     route("GET", "/api/recurrence/preview", recurrence_preview.preview),
   },
   subscriptions = {
-    { topic = "task-events", group = "history", handler = history.on_event },
+    { topic = "task-events", group = "history", handler = history.on_event, batch_handler = history.on_events },
   },
 }

@@ -118,7 +118,8 @@ local FRESH = [[
   ON CONFLICT DO NOTHING RETURNING event_id::text AS id]]
 
 -- The fast path: one transaction, the batch's idempotency records in one statement, no
--- savepoints. Any failure rolls it all back and answers "slow" with the partition.
+-- savepoints; with a `batch_handler`, one call for all the batch's fresh events. Any
+-- failure rolls it all back and answers "slow" with the partition.
 local function fast(sub)
   local handled, slow_part = 0, nil
   local ok, err = pg.tx(function(tx)
@@ -142,7 +143,22 @@ local function fast(sub)
     local is_fresh = {}
     for _, r in ipairs(fresh) do is_fresh[r.id] = true end
     local seq, c0 = c.seq, os.clock()
-    for _, row in ipairs(evs) do
+    if sub.batch_handler and #evs > 0 then
+      -- every fresh event of the batch in one call (a failure: the careful path, one by one)
+      local events, metas = {}, {}
+      for _, row in ipairs(evs) do
+        if is_fresh[row.event.id] then
+          events[#events + 1] = row.event
+          metas[#events] = { topic = sub.topic, key = row.key }
+        end
+      end
+      if #events > 0 and consumer.call_batch(tx, sub, events, metas) then
+        slow_part = c.part
+        return nil, "slow"
+      end
+      seq, handled = evs[#evs].seq, #evs
+    end
+    for _, row in ipairs(sub.batch_handler and {} or evs) do
       if is_fresh[row.event.id] then
         if M.call_handler(tx, sub, row) then
           slow_part = c.part

@@ -27,16 +27,54 @@ function M.on_event(event, tx)
   if type(d) ~= "table" or type(d.task_id) ~= "string" or type(d.task_data) ~= "table" then
     error("history: not a task event: " .. tostring(event.type))
   end
-  local prev, err = tx:query([[SELECT task FROM task_history WHERE user_id = $1 AND task_id = $2::uuid
-    ORDER BY id DESC LIMIT 1]], d.user_id, d.task_id)
-  if not prev then return nil, err end
-  local before = NULL
-  if d.event_type ~= "created" and prev[1] then before = prev[1].task end
-  local ok
-  ok, err = tx:query([[INSERT INTO task_history (event_id, user_id, task_id, kind, version, changed, task, before, at)
-    VALUES ($1::uuid, $2, $3::uuid, $4, $5::integer, $6::text[], $7::jsonb, $8::jsonb, $9::timestamptz)
+  -- One statement: the state before is read by a sub-select (none for a creation).
+  local ok, err = tx:query([[INSERT INTO task_history
+      (event_id, user_id, task_id, kind, version, changed, task, before, at)
+    VALUES ($1::uuid, $2, $3::uuid, $4, $5::integer, $6::text[], $7::jsonb,
+            CASE WHEN $4 <> 'created' THEN (SELECT h.task FROM task_history h
+                   WHERE h.user_id = $2 AND h.task_id = $3::uuid ORDER BY h.id DESC LIMIT 1) END,
+            $8::timestamptz)
     ON CONFLICT (event_id) DO NOTHING]], event.id, d.user_id, d.task_id, d.event_type, d.version,
-    pg.array(d.changed or {}), d.task_data, before, event.time)
+    pg.array(d.changed or {}), d.task_data, event.time)
+  if not ok then return nil, err end
+  return true
+end
+
+local INSERT_MANY = [[
+  INSERT INTO task_history (event_id, user_id, task_id, kind, version, changed, task, before, at)
+  SELECT (r->>'event_id')::uuid, r->>'user_id', (r->>'task_id')::uuid, r->>'kind', (r->>'version')::integer,
+         ARRAY(SELECT jsonb_array_elements_text(r->'changed')), r->'task',
+         CASE WHEN r ? 'before' THEN r->'before'
+              WHEN r->>'kind' <> 'created' THEN (SELECT h.task FROM task_history h
+                WHERE h.user_id = r->>'user_id' AND h.task_id = (r->>'task_id')::uuid ORDER BY h.id DESC LIMIT 1)
+         END,
+         (r->>'at')::timestamptz
+    FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(r, n)
+   ORDER BY a.n
+  ON CONFLICT (event_id) DO NOTHING]]
+
+--- The batch form of `on_event` (the subscription's `batch_handler`): the rows of several
+-- events of one partition, in order, in one statement. The state before a change made
+-- earlier in the same batch is that event's task (the statement cannot see its own rows).
+-- @tparam table events CloudEvents, in partition order
+-- @param tx the delivery's transaction
+function M.on_events(events, tx)
+  local rows, last = {}, {}
+  for i, event in ipairs(events) do
+    local d = event.data
+    if type(d) ~= "table" or type(d.task_id) ~= "string" or type(d.task_data) ~= "table" then
+      error("history: not a task event: " .. tostring(event.type))
+    end
+    local key = tostring(d.user_id) .. " " .. d.task_id
+    local row = {
+      event_id = event.id, user_id = d.user_id, task_id = d.task_id, kind = d.event_type,
+      version = d.version, changed = json.array(d.changed or {}), task = d.task_data, at = event.time,
+    }
+    if last[key] ~= nil and d.event_type ~= "created" then row.before = last[key] end
+    last[key] = d.task_data
+    rows[i] = row
+  end
+  local ok, err = tx:query(INSERT_MANY, json.array(rows))
   if not ok then return nil, err end
   return true
 end

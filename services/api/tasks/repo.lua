@@ -40,6 +40,9 @@ M.changed_fields = task_row.changed_fields
 -- `task.<kind>` on task-events and task-updates, key the user id, subject the task id).
 M.record_event = task_row.record_event
 
+--- The events of several changes of one kind, in one statement (`tasks.row.record_events`).
+M.record_events = task_row.record_events
+
 -- A small builder for parameter lists: `p(v)` appends v and returns "$n".
 local function params(first)
   local list = { first }
@@ -115,11 +118,12 @@ function M.create(user, f)
   end)
 end
 
+local GET = "SELECT " .. COLUMNS .. " FROM tasks WHERE id = $1::uuid AND user_id = $2"
+
 --- Fetch one of the user's tasks.
 -- @return the task, false when there is none, or nil, err, sqlstate
 function M.get(user, id)
-  local rows, err, state = pg.query("SELECT " .. COLUMNS
-    .. " FROM tasks WHERE id = $1::uuid AND user_id = $2", id, user)
+  local rows, err, state = pg.query(GET, id, user)
   if not rows then return nil, err, state end
   if not rows[1] then return false end
   return M.to_task(rows[1])
@@ -393,7 +397,7 @@ function M.bulk(user, b)
     if not rows then return nil, err, state end
     table.sort(rows, function(a, c) return a.id < c.id end)
     local items = to_tasks(rows)
-    for _, task in ipairs(items) do M.record_event(tx, user, kind, task, changed) end
+    M.record_events(tx, user, kind, items, changed)
     result.changed = #items
     if b.action == "delete" then
       local gone = {}
