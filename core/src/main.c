@@ -56,7 +56,8 @@ static void usage(FILE *f) {
       "  DRAIN_TIMEOUT_MS (20000)  CPU_BUDGET_MS (1000)  BUNDLE_MEMORY_MB (256)  ACCESS_LOG (on)\n"
       "  PG_POOL_SIZE (8 per worker)  PG_POOL_TIMEOUT_MS (5000)  PG_PIPELINE_DEPTH (1: queries\n"
       "  in flight per shared connection; more pipelines standalone queries)\n"
-      "  AUTH_JWKS_URL | AUTH_JWKS_FILE  AUTH_ISSUER  AUTH_AUDIENCE  AUTH_DEV_SECRET (development)\n"
+      "  AUTH_JWKS_URL | AUTH_JWKS_FILE  AUTH_ISSUER  AUTH_AUDIENCE  AUTH_DEV_SECRET "
+      "(development)\n"
       "  BUS (postgres | dapr)\n"
       "  TODO_LUA_ROOT (the shared lua/ directory; found next to the bundles by default)\n",
       TH_VERSION);

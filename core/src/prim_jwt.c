@@ -32,7 +32,6 @@
 #include "log.h"
 #include "primitives.h"
 
-
 #define TH_JWT_MAX_TOKEN 16384 /* longer tokens are refused before any work */
 #define TH_JWT_MAX_KEYS 64     /* a JWKS with more keys is refused */
 #define TH_JWT_MAX_SKEW 3600
@@ -408,8 +407,8 @@ static int push_segment(lua_State *L, const char *s, size_t len) {
 }
 
 /* Decode the JSON object text at stack index idx (the host's decoder keeps
- * integers as integers and refuses NaN/Infinity); pushes the table and returns 1, or pushes nothing and returns 0
- * when it is not a JSON object. */
+ * integers as integers and refuses NaN/Infinity); pushes the table and returns 1, or pushes nothing
+ * and returns 0 when it is not a JSON object. */
 static int push_json_object(lua_State *L, int idx) {
   size_t len;
   const char *s = lua_tolstring(L, idx, &len);

@@ -246,7 +246,8 @@ static int t_deep_pipelining(void) {
   static const char one[] = "GET /hello HTTP/1.1\r\n\r\n";
   size_t len = sizeof one - 1;
   char *raw = malloc(len * N + 1);
-  for (int i = 0; i < N; i++) memcpy(raw + (size_t)i * len, one, len);
+  for (int i = 0; i < N; i++)
+    memcpy(raw + (size_t)i * len, one, len);
   raw[len * N] = '\0';
   int fd = connect_port(main_host.port);
   /* write while reading, so neither side's buffers fill up */
