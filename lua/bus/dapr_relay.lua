@@ -27,6 +27,7 @@ local task = require "task"
 local timer = require "timer"
 local log = require "log"
 local dapr = require "bus.drivers.dapr"
+local wakeup = require "bus.wakeup"
 
 local M = {}
 
@@ -43,7 +44,6 @@ M.GROUP = "relay"
 -- after a slice of CPU time (as the postgres driver does).
 local SLICE = num_env("CPU_BUDGET_MS", 1000) / 1000 * 0.25
 local CLEAN_EVERY = num_env("BUS_CLEAN_EVERY_SECONDS", 60)
-local CHANNEL = "todo_bus"
 
 -- New partitions get a relay cursor at 0: everything retained is published.
 local ENSURE = [[
@@ -134,49 +134,18 @@ function M.flush(opts)
   return published, state
 end
 
--- The state's LISTEN connection, or nil (then the relay polls).
-local listener, retry_at = nil, 0
-
-local function get_listener()
-  if listener then return listener end
-  local core = require "pg.core"
-  if not core.listener or os.time() < retry_at then return nil end
-  local conn = core.acquire()
-  if conn then
-    local ok = conn:query("LISTEN " .. CHANNEL)
-    if ok then
-      conn:rows()
-      listener = core.listener(conn)
-    else
-      conn:release()
-    end
-  end
-  if not listener then retry_at = os.time() + 5 end
-  return listener
-end
-
-local function idle(seconds)
-  local l = get_listener()
-  if not l then return task.wait(seconds) end
-  local got, err = l:wait(seconds)
-  if got == nil then
-    log.warn("dapr relay: LISTEN connection lost", { error = tostring(err) })
-    if listener == l then listener = nil end
-    l:close()
-  end
-  return task.stopping()
-end
-
 --- One relay pump: publish until the bundle stops, then drain. Runs as a
 -- chain of background tasks (see the CPU slice above).
 function M.pump()
   local c0 = os.clock()
   while not task.stopping() do
+    local l = wakeup.listener()
+    local gen = wakeup.generation(l) -- before looking: a NOTIFY meanwhile is not lost
     local _, state = M.flush()
     if state == "error" then
       if task.wait(1) then break end
     elseif state ~= "more" then
-      if idle(M.POLL) then break end
+      if wakeup.wait(l, gen, M.POLL) then break end
     end
     if os.clock() - c0 > SLICE and not task.stopping() then
       task.spawn(M.pump)
@@ -220,10 +189,7 @@ function M.drain()
     end
     if state ~= "more" then timer.sleep(0.1) end
   end
-  if listener then
-    listener:close()
-    listener = nil
-  end
+  wakeup.close()
 end
 
 --- Start the relay of a bundle (from its on_start, through the driver):

@@ -14,12 +14,12 @@
 -- @module bus.drivers.postgres
 
 local pg = require "pg"
-local core = require "pg.core"
 local task = require "task"
 local log = require "log"
 local crypto = require "crypto"
 local outbox = require "bus.outbox"
 local consumer = require "bus.consumer"
+local wakeup = require "bus.wakeup"
 
 local M = {}
 
@@ -54,47 +54,6 @@ function M.forever(step)
     end
   end
   task.spawn(body)
-end
-
--- The state's LISTEN connection (shared by its pumps). nil while none is open.
-local listener, opening, retry_at = nil, false, 0
-
-local function get_listener()
-  if listener then return listener end
-  if not core.listener or opening or os.time() < retry_at then return nil end
-  opening = true
-  local conn, err = core.acquire()
-  if conn then
-    local ok
-    ok, err = conn:query("LISTEN " .. outbox.CHANNEL)
-    if ok then
-      conn:rows()
-      listener = core.listener(conn)
-    else
-      conn:release()
-    end
-  end
-  if not listener then
-    log.warn("bus: cannot LISTEN, polling instead", { error = tostring(err) })
-    retry_at = os.time() + 5
-  end
-  opening = false
-  return listener
-end
-
--- Wait until a notification newer than `gen` arrives, `timeout` passes or the state stops.
-local function idle_wait(l, gen, timeout)
-  if not l then
-    task.wait(math.min(timeout, num_env("BUS_POLL_FALLBACK_SECONDS", 0.05)))
-    return
-  end
-  local got, err = l:wait(timeout, gen)
-  if got == nil then
-    log.warn("bus: LISTEN connection lost", { error = tostring(err) })
-    if listener == l then listener = nil end
-    l:close()
-    task.wait(0.1)
-  end
 end
 
 local CLAIM = [[
@@ -286,8 +245,8 @@ end
 local function pump(sub, index)
   local last_chores = 0
   return function()
-    local l = get_listener()
-    local gen = l and l:generation() or 0
+    local l = wakeup.listener()
+    local gen = wakeup.generation(l)
     local n, retry_in = M.process(sub)
     if n > 0 then return end
     if index == 1 and os.time() - last_chores >= 1 then
@@ -298,7 +257,7 @@ local function pump(sub, index)
           sub.group)
       end
     end
-    idle_wait(l, gen, math.min(POLL, retry_in or POLL))
+    wakeup.wait(l, gen, math.min(POLL, retry_in or POLL))
   end
 end
 
