@@ -40,8 +40,8 @@ M.CONCURRENCY = num_env("DAPR_RELAY_CONCURRENCY", 2)
 M.POLL = num_env("DAPR_RELAY_POLL_SECONDS", 1)
 M.DRAIN = num_env("DAPR_RELAY_DRAIN_SECONDS", 5)
 M.GROUP = "relay"
--- CPU_BUDGET_MS counts a coroutine's whole life: hand over to a fresh task
--- after a slice of CPU time (as the postgres driver does).
+-- Hand over to a fresh task after a slice of CPU time (as the postgres driver
+-- does; the host's budget for background tasks is per slice).
 local SLICE = num_env("CPU_BUDGET_MS", 1000) / 1000 * 0.25
 local CLEAN_EVERY = num_env("BUS_CLEAN_EVERY_SECONDS", 60)
 

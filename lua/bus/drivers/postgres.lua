@@ -29,8 +29,8 @@ local function num_env(name, default)
   return tonumber(os.getenv(name) or "") or default
 end
 
--- A long-lived task would exhaust its CPU budget (CPU_BUDGET_MS counts a coroutine's
--- whole life): loops hand over to a fresh task after a slice of CPU time.
+-- Loops hand over to a fresh task after a slice of CPU time, a second line of defence
+-- under the host's per-slice CPU budget for background tasks.
 local SLICE = num_env("CPU_BUDGET_MS", 1000) / 1000 * 0.25
 local POLL = num_env("BUS_POLL_SECONDS", 1)
 local RETENTION = num_env("BUS_RETENTION_SECONDS", 3600)
