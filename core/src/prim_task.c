@@ -145,5 +145,6 @@ int luaopen_th_task(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"spawn", l_spawn}, {"stopping", l_stopping}, {"wait", l_wait}, {NULL, NULL}};
   luaL_newlib(L, fns);
+  th_task_sync_open(L); /* defer, event: prim_task_sync.c */
   return 1;
 }

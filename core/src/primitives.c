@@ -57,6 +57,7 @@ void th_primitives_shutdown(void) {
   th_pg_shutdown();
   th_http_shutdown();
   th_jwt_reset();
+  th_task_sync_shutdown();
 }
 
 int th_embedded_exists(const char *name) {

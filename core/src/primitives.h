@@ -22,6 +22,9 @@ int luaopen_th_task(lua_State *L);      /* "task"      prim_task.c   */
 void th_pg_shutdown(void);
 void th_http_shutdown(void);
 void th_jwt_reset(void);
+void th_task_sync_shutdown(void);
+/* Adds task.defer and task.event to the task table at the top of L. */
+void th_task_sync_open(lua_State *L);
 void th_primitives_shutdown(void);
 
 /* Whether core/lua/NAME.lua is embedded (the `todo-host NAME` tools). */

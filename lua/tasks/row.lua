@@ -120,4 +120,17 @@ function M.record_events(tx, user, kind, tasks, changed)
   return true
 end
 
+--- Publish the events of several changes of any kinds and users (`record_event` for
+-- each, in order), all in one statement: the coalesced writes of tasks.coalesce.
+-- @param tx the changes' `pg.tx`
+-- @tparam table changes array of `{user =, kind =, task =, changed =}`
+-- @return true, or nil and a message
+function M.record_changes(tx, changes)
+  local list = {}
+  for _, c in ipairs(changes) do add_events(list, c.user, c.kind, c.task, c.changed) end
+  local ok, err = bus.publish_many(tx, list)
+  if not ok then return nil, err end
+  return true
+end
+
 return M

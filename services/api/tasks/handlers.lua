@@ -8,6 +8,7 @@ local guard = require "http.guard"
 local schema = require "tasks.schema"
 local bulk = require "tasks.bulk"
 local repo = require "tasks.repo"
+local coalesce = require "tasks.coalesce"
 local series_delete = require "recurrence.delete"
 
 local M = {}
@@ -75,7 +76,7 @@ function M.create(req)
   if body == nil then return st, b, h end
   local fields, field, msg, code = schema.task_input(body, "create")
   if not fields then return invalid(field, msg, code) end
-  local res, err, state = repo.create(req.user, fields)
+  local res, err, state = coalesce.create(req.user, fields)
   if not res then return db_error(req, err, state) end
   local task = res.task
   return 201, task, task_headers(task, { ["Location"] = "/api/tasks/" .. task.id })
@@ -97,7 +98,7 @@ end
 function M.get(req)
   local id = task_id(req)
   if not id then return errors.not_found("task") end
-  local task, err, state = repo.get(req.user, id)
+  local task, err, state = coalesce.get(req.user, id)
   if task == nil then return db_error(req, err, state) end
   if not task then return errors.not_found("task") end
   local inm = req.headers and req.headers["if-none-match"]
@@ -154,8 +155,14 @@ local function set_completed(req, completed)
       return errors.invalid(k, "this route takes no fields; use PATCH /api/tasks/{id}", "unknown_field")
     end
   end
-  local res, err, state = repo.update(req.user, id, { completed = completed },
-    M.if_match(req.headers), completed and "completed" or "reopened", true)
+  local versions = M.if_match(req.headers)
+  local res, err, state
+  if versions == nil then
+    res, err, state = coalesce.set_completed(req.user, id, completed)
+  else
+    res, err, state = repo.update(req.user, id, { completed = completed }, versions,
+      completed and "completed" or "reopened", true)
+  end
   return change_response(req, res, err, state)
 end
 

@@ -43,6 +43,9 @@ M.record_event = task_row.record_event
 --- The events of several changes of one kind, in one statement (`tasks.row.record_events`).
 M.record_events = task_row.record_events
 
+--- The events of several changes of any kinds and users (`tasks.row.record_changes`).
+M.record_changes = task_row.record_changes
+
 -- A small builder for parameter lists: `p(v)` appends v and returns "$n".
 local function params(first)
   local list = { first }
@@ -98,19 +101,22 @@ end
 --- Create a task.
 -- @tparam string user
 -- @tparam table f clean fields from `schema.task_input(body, "create")`
--- @return the task, or nil, err, sqlstate
-function M.create(user, f)
+-- @tparam[opt] string id the new task's id (default: one made by the database); a retry
+--   with the same id fails on the primary key instead of creating a second task
+-- @return `{task = t}`, or nil, err, sqlstate
+function M.create(user, f, id)
   return in_tx(function(tx)
     local completed = f.completed == true
     local rows, err, state = tx:query([[
-      INSERT INTO tasks (user_id, title, description, completed, completed_at, priority, tags,
+      INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, tags,
                          due_at, tz, recurrence, reminders)
-      VALUES ($1, $2::text, $3::text, $4::boolean, CASE WHEN $4::boolean THEN now() END,
+      VALUES (coalesce($11::uuid, gen_random_uuid()), $1, $2::text, $3::text, $4::boolean,
+              CASE WHEN $4::boolean THEN now() END,
               $5::smallint, $6::text[], $7::timestamptz, $8::text, $9::jsonb, $10::jsonb)
       RETURNING ]] .. COLUMNS,
       user, f.title, null_or(f.description), completed, f.priority or 0,
       pg.array(f.tags or {}), null_or(f.due_at), null_or(f.tz), null_or(f.recurrence),
-      null_or(f.reminders))
+      null_or(f.reminders), null_or(id))
     if not rows then return nil, err, state end
     local task = M.to_task(rows[1])
     M.record_event(tx, user, "created", task)
@@ -119,6 +125,7 @@ function M.create(user, f)
 end
 
 local GET = "SELECT " .. COLUMNS .. " FROM tasks WHERE id = $1::uuid AND user_id = $2"
+M.in_tx = in_tx
 
 --- Fetch one of the user's tasks.
 -- @return the task, false when there is none, or nil, err, sqlstate

@@ -1,0 +1,226 @@
+--- The hot routes' database work, coalesced: task reads, creations and complete /
+-- reopen that arrive in the same loop turn go to PostgreSQL as one statement (reads) or
+-- one transaction (writes) for all of them (the `batch` facade). The answers are the
+-- ones tasks.repo gives for each request alone.
+--
+-- Scoping: every statement joins each item's task id with that item's own user id, and
+-- each answer goes back to the item whose (id, user) produced it, so one user's batch
+-- companion can never see or change the other's task.
+-- All or nothing per request: a batched write that fails (any error, from any item) is
+-- rolled back whole and every item is then run alone through tasks.repo, which gives
+-- each request its own answer or error. An item the batch did not change (task missing,
+-- another user's, already in that state, or named twice in one batch) is also answered
+-- by tasks.repo alone, after the batch committed.
+-- @module tasks.coalesce
+
+local pg = require "pg"
+local json = require "json"
+local crypto = require "crypto"
+local batch = require "batch"
+local repo = require "tasks.repo"
+
+local M = {}
+
+local COLUMNS = repo.COLUMNS
+
+--- Items per statement at most (a turn with more starts further batches).
+M.MAX = 64
+M.READS = math.tointeger(tonumber(os.getenv("CO_READS") or 4))
+M.WRITES = math.tointeger(tonumber(os.getenv("CO_WRITES") or 2))
+
+local function key(id, user) return id .. " " .. user end
+
+-- Reads ---------------------------------------------------------------------------------
+
+local GET_MANY = "SELECT " .. COLUMNS .. [[, k.kuser AS batch_user
+  FROM unnest($1::uuid[], $2::text[]) AS k(kid, kuser)
+  JOIN tasks t ON t.id = k.kid AND t.user_id = k.kuser]]
+
+local function get_many(items)
+  if #items == 1 then
+    local task, err, state = repo.get(items[1].user, items[1].id)
+    return { { task, err, state } }
+  end
+  local ids, users = {}, {}
+  for i, it in ipairs(items) do ids[i], users[i] = it.id, it.user end
+  local rows, err, state = pg.query(GET_MANY, pg.array(ids), pg.array(users))
+  local out = {}
+  if not rows then
+    for i = 1, #items do out[i] = { nil, err, state } end
+    return out
+  end
+  local found = {}
+  for _, row in ipairs(rows) do found[key(row.id, row.batch_user)] = row end
+  for i, it in ipairs(items) do
+    local row = found[key(it.id, it.user)]
+    out[i] = { row and repo.to_task(row) or false }
+  end
+  return out
+end
+
+local load_task = batch.new(get_many, { max = M.MAX, concurrency = M.READS })
+
+--- Fetch one of the user's tasks (`tasks.repo.get`, coalesced).
+-- @tparam string user
+-- @tparam string id a lower-case UUID
+-- @return the task, false when there is none, or nil, err, sqlstate
+function M.get(user, id)
+  local r, err = load_task { user = user, id = id }
+  if not r then return nil, err end
+  return r[1], r[2], r[3]
+end
+
+-- Creations -----------------------------------------------------------------------------
+
+local CREATE_MANY = [[
+  INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, tags,
+                     due_at, tz, recurrence, reminders)
+  SELECT r.id, r.user_id, r.title, r.description, r.completed,
+         CASE WHEN r.completed THEN now() END, r.priority, r.tags, r.due_at, r.tz,
+         r.recurrence, r.reminders
+    FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, user_id text, title text, description text,
+         completed boolean, priority smallint, tags text[], due_at timestamptz, tz text,
+         recurrence jsonb, reminders jsonb)
+  RETURNING ]] .. COLUMNS
+
+-- A JSON value for a jsonb column of jsonb_to_recordset: absent (SQL NULL) for nil/null.
+local function present(v)
+  if v == nil or v == pg.null then return nil end
+  return v
+end
+
+local function create_alone(it)
+  local res, err, state = repo.create(it.user, it.fields, it.id)
+  return { res, err, state }
+end
+
+local function create_many(items)
+  local out = {}
+  if #items == 1 then
+    out[1] = create_alone(items[1])
+    return out
+  end
+  local rows = {}
+  for i, it in ipairs(items) do
+    local f = it.fields
+    rows[i] = {
+      id = it.id, user_id = it.user, title = f.title, description = present(f.description),
+      completed = f.completed == true, priority = f.priority or 0, tags = json.array(f.tags or {}),
+      due_at = present(f.due_at), tz = present(f.tz), recurrence = present(f.recurrence),
+      reminders = present(f.reminders),
+    }
+  end
+  local res = repo.in_tx(function(tx)
+    local created, err, state = tx:query(CREATE_MANY, rows)
+    if not created then return nil, err, state end
+    local by_id = {}
+    for _, row in ipairs(created) do by_id[row.id] = row end
+    local tasks, changes = {}, {}
+    for i, it in ipairs(items) do
+      local row = by_id[it.id]
+      if not row then return nil, "batch: a created row is missing" end
+      tasks[i] = repo.to_task(row)
+      changes[i] = { user = it.user, kind = "created", task = tasks[i] }
+    end
+    local ok, perr = repo.record_changes(tx, changes)
+    if not ok then return nil, perr end
+    return tasks
+  end)
+  if res then
+    for i, task in ipairs(res) do out[i] = { { task = task } } end
+    return out
+  end
+  -- The batch rolled back: each creation alone (same ids: nothing is created twice).
+  for i, it in ipairs(items) do out[i] = create_alone(it) end
+  return out
+end
+
+local create = batch.new(create_many, { max = M.MAX, concurrency = M.WRITES })
+
+--- Create a task (`tasks.repo.create`, coalesced).
+-- @tparam string user
+-- @tparam table f clean fields from `schema.task_input(body, "create")`
+-- @return `{task = t}`, or nil, err, sqlstate
+function M.create(user, f)
+  local r, err = create { user = user, fields = f, id = crypto.uuid_v4() }
+  if not r then return nil, err end
+  return r[1], r[2], r[3]
+end
+
+-- Complete / reopen ---------------------------------------------------------------------
+
+local SET_COMPLETED_MANY = [[
+  UPDATE tasks t
+     SET completed = k.c, completed_at = CASE WHEN k.c THEN coalesce(t.completed_at, now()) END,
+         version = t.version + 1, updated_at = now()
+    FROM unnest($1::uuid[], $2::text[], $3::boolean[]) AS k(kid, kuser, c)
+   WHERE t.id = k.kid AND t.user_id = k.kuser AND t.completed IS DISTINCT FROM k.c
+  RETURNING ]] .. COLUMNS .. ", k.kuser AS batch_user, k.c AS batch_completed"
+
+local CHANGED = {
+  [true] = repo.changed_fields { completed = true },
+  [false] = repo.changed_fields { completed = false },
+}
+
+local function set_alone(it)
+  local res, err, state = repo.update(it.user, it.id, { completed = it.completed }, nil,
+    it.completed and "completed" or "reopened", true)
+  return { res, err, state }
+end
+
+local function set_completed_many(items)
+  local out = {}
+  if #items == 1 then
+    out[1] = set_alone(items[1])
+    return out
+  end
+  local ids, users, states = {}, {}, {}
+  for i, it in ipairs(items) do ids[i], users[i], states[i] = it.id, it.user, it.completed end
+  local res = repo.in_tx(function(tx)
+    local rows, err, state = tx:query(SET_COMPLETED_MANY, pg.array(ids), pg.array(users), pg.array(states))
+    if not rows then return nil, err, state end
+    local done, changes = {}, {}
+    for _, row in ipairs(rows) do
+      local task = repo.to_task(row)
+      done[key(row.id, row.batch_user)] = { task = task, completed = row.batch_completed }
+      changes[#changes + 1] = {
+        user = row.batch_user, kind = row.batch_completed and "completed" or "reopened",
+        task = task, changed = CHANGED[row.batch_completed],
+      }
+    end
+    if #changes > 0 then
+      local ok, perr = repo.record_changes(tx, changes)
+      if not ok then return nil, perr end
+    end
+    return done
+  end)
+  for i, it in ipairs(items) do
+    local d = res and res[key(it.id, it.user)]
+    if d and d.completed == it.completed then
+      out[i] = { { task = d.task } }
+      res[key(it.id, it.user)] = nil -- the same task twice in a batch: the second goes alone
+    else
+      out[i] = set_alone(it)
+    end
+  end
+  return out
+end
+
+local set_completed = batch.new(set_completed_many, { max = M.MAX, concurrency = M.WRITES })
+
+--- Complete or reopen a task without a condition (`tasks.repo.update` with only
+-- `completed` and only_if_changed, coalesced). A task already in that state is answered
+-- as it is.
+-- @return `{task = t}`, `{missing = true}`, or nil, err, sqlstate
+function M.set_completed(user, id, completed)
+  local r, err = set_completed { user = user, id = id, completed = completed == true }
+  if not r then return nil, err end
+  return r[1], r[2], r[3]
+end
+
+--- Counters of the three loaders (`batch` loader:stats()): `{get =, create =, set_completed =}`.
+function M.stats()
+  return { get = load_task:stats(), create = create:stats(), set_completed = set_completed:stats() }
+end
+
+return M
