@@ -207,6 +207,7 @@ th_state *th_state_new(th_state_mode mode, const char *dir, size_t mem_limit, ch
   }
   lua_State *L = s->L;
   *ctx_slot(L) = NULL;
+  if (getenv("TH_GCGEN")) lua_gc(L, LUA_GCGEN, 0, 0);
   if (mode == TH_STATE_SCRIPT) {
     luaL_openlibs(L);
   } else {

@@ -23,10 +23,22 @@ local M = {}
 
 local COLUMNS = repo.COLUMNS
 
---- Items per statement at most (a turn with more starts further batches).
-M.MAX = 64
-M.READS = math.tointeger(tonumber(os.getenv("CO_READS") or 4))
-M.WRITES = math.tointeger(tonumber(os.getenv("CO_WRITES") or 2))
+-- A positive integer setting from the environment.
+local function setting(name, default)
+  local v = os.getenv(name)
+  local n = v and math.tointeger(tonumber(v))
+  if v and (not n or n < 1) then error(name .. " must be a positive integer, got '" .. v .. "'") end
+  return n or default
+end
+
+--- Items per statement at most (a turn with more starts further batches);
+-- API_BATCH_MAX=1 turns coalescing off (every request alone, as tasks.repo).
+M.MAX = setting("API_BATCH_MAX", 64)
+--- Read statements in flight at once per loader (per worker), API_BATCH_READS.
+M.READS = setting("API_BATCH_READS", 4)
+--- Write transactions in flight at once per loader (per worker), API_BATCH_WRITES:
+-- fewer and larger transactions contend less for the outbox's partition rows.
+M.WRITES = setting("API_BATCH_WRITES", 2)
 
 local function key(id, user) return id .. " " .. user end
 
@@ -91,6 +103,12 @@ end
 
 local function create_alone(it)
   local res, err, state = repo.create(it.user, it.fields, it.id)
+  if not res and state == "23505" then
+    -- The batch did commit after all (its COMMIT's answer was lost): the task with this
+    -- request's own id is there, events and all.
+    local task = repo.get(it.user, it.id)
+    if task then return { { task = task } } end
+  end
   return { res, err, state }
 end
 

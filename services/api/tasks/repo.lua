@@ -290,7 +290,8 @@ function M.list(user, o)
   local dir = desc and " DESC" or " ASC"
   local sql = "SELECT " .. COLUMNS .. select_rank .. ", (" .. col .. ")::text AS sort_key"
     .. " FROM tasks WHERE " .. table.concat(where, " AND ")
-    .. " ORDER BY " .. col .. dir .. (s.nullable and " NULLS LAST" or "") .. ", id" .. dir
+    -- tasks.id, not the output column id (id::text), so that the index gives the order.
+    .. " ORDER BY " .. col .. dir .. (s.nullable and " NULLS LAST" or "") .. ", tasks.id" .. dir
     .. " LIMIT " .. p(o.limit + 1) .. "::integer"
   local rows, err, state = pg.query(sql, table.unpack(list, 1, #list))
   if not rows then return nil, err, state end
