@@ -12,7 +12,7 @@
 
 th_config th_cfg;
 
-typedef enum { T_INT, T_SIZE, T_STR, T_BOOL, T_LEVEL } setting_type;
+typedef enum { T_INT, T_SIZE, T_STR, T_BOOL, T_LEVEL, T_GC } setting_type;
 
 typedef struct {
   const char *env;  /* environment variable */
@@ -38,6 +38,7 @@ static setting settings[] = {
     {"CPU_BUDGET_MS", "cpu-budget", T_INT, &th_cfg.cpu_budget_ms, 1, 3600000},
     {"BUNDLE_MEMORY_MB", "bundle-memory", T_SIZE, &th_cfg.bundle_memory, 1, 1L << 20},
     {"ACCESS_LOG", "access-log", T_BOOL, &th_cfg.access_log, 0, 1},
+    {"LUA_GC", "lua-gc", T_GC, &th_cfg.lua_gc, 0, 0},
     {NULL, NULL, 0, NULL, 0, 0},
 };
 
@@ -58,6 +59,7 @@ static void defaults(void) {
   th_cfg.cpu_budget_ms = 1000;
   th_cfg.bundle_memory = 256; /* MiB until scaled below */
   th_cfg.access_log = 1;
+  th_cfg.lua_gc = "generational";
   th_cfg.watch = 0;
 }
 
@@ -70,6 +72,13 @@ static int apply(const setting *s, const char *value, const char *origin) {
     if (strcmp(value, "debug") && strcmp(value, "info") && strcmp(value, "warn") &&
         strcmp(value, "error")) {
       fprintf(stderr, "todo-host: %s=%s: expected debug, info, warn or error\n", origin, value);
+      return -1;
+    }
+    *(const char **)s->field = value;
+    return 0;
+  case T_GC:
+    if (strcmp(value, "generational") && strcmp(value, "incremental")) {
+      fprintf(stderr, "todo-host: %s=%s: expected generational or incremental\n", origin, value);
       return -1;
     }
     *(const char **)s->field = value;

@@ -22,6 +22,7 @@ typedef struct th_config {
   int cpu_budget_ms;        /* per unit of work; 500 above */
   size_t bundle_memory;     /* bytes per bundle state */
   int access_log;           /* 1: one JSON line per request */
+  const char *lua_gc;       /* "generational" (default) or "incremental" */
   int watch;                /* reload bundles when their files change */
 } th_config;
 

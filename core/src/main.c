@@ -54,6 +54,7 @@ static void usage(FILE *f) {
       "  MAX_BODY_BYTES (1048576)  MAX_HEADER_BYTES (16384)  HEADER_TIMEOUT_MS (10000)\n"
       "  BODY_TIMEOUT_MS (30000)  KEEPALIVE_TIMEOUT_MS (60000)  MAX_CONNECTIONS (10000)\n"
       "  DRAIN_TIMEOUT_MS (20000)  CPU_BUDGET_MS (1000)  BUNDLE_MEMORY_MB (256)  ACCESS_LOG (on)\n"
+      "  LUA_GC (generational | incremental)\n"
       "  PG_POOL_SIZE (8 per worker)  PG_POOL_TIMEOUT_MS (5000)  PG_PIPELINE_DEPTH (1: queries\n"
       "  in flight per shared connection; more pipelines standalone queries)\n"
       "  AUTH_JWKS_URL | AUTH_JWKS_FILE  AUTH_ISSUER  AUTH_AUDIENCE  AUTH_DEV_SECRET "
