@@ -180,10 +180,13 @@ local CHANGED = {
   [false] = repo.changed_fields { completed = false },
 }
 
+-- Complete or reopen one task alone (tasks.repo.update with only_if_changed).
+local function set_completed_alone(user, id, completed)
+  return repo.update(user, id, { completed = completed }, nil, completed and "completed" or "reopened", true)
+end
+
 local function set_alone(it)
-  local res, err, state = repo.update(it.user, it.id, { completed = it.completed }, nil,
-    it.completed and "completed" or "reopened", true)
-  return { res, err, state }
+  return { set_completed_alone(it.user, it.id, it.completed) }
 end
 
 local function set_completed_many(items)
@@ -234,6 +237,13 @@ function M.set_completed(user, id, completed)
   local r, err = set_completed { user = user, id = id, completed = completed == true }
   if not r then return nil, err end
   return r[1], r[2], r[3]
+end
+
+if M.MAX == 1 then
+  -- Coalescing off: every request alone, straight through tasks.repo.
+  M.get = repo.get
+  M.create = function(user, f) return repo.create(user, f) end
+  M.set_completed = function(user, id, completed) return set_completed_alone(user, id, completed == true) end
 end
 
 --- Counters of the three loaders (`batch` loader:stats()): `{get =, create =, set_completed =}`.
