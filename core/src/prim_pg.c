@@ -65,6 +65,8 @@
 #define CONNECT_TIMEOUT_MS 10000 /* libpq ignores connect_timeout when polled */
 #define STALL_MS 2               /* a shared conn whose oldest query waited longer is avoided */
 #define IDLE_CHECK_MS 1          /* an empty shared conn idle this long is checked first */
+#define BACKOFF_MIN_MS 50        /* the wait after a failed connection attempt ... */
+#define BACKOFF_MAX_MS 2000      /* ... doubling per failure up to this */
 
 enum { IO_CONNECT = 1, IO_SETUP, IO_READY };
 /* req kinds: a standalone query (result handle), conn:query, internal ops */
@@ -176,12 +178,15 @@ static struct {
   th__conn *idle;
   th__conn *dirty;
   int n_total, n_connecting, n_idle, n_held, n_shared, n_shared_busy, n_draining;
-  th__wlist wait, ready;   /* acquire() */
-  th__rlist qwait, done;   /* standalone queries without a conn; finished, to resume */
-  uv_timer_t wait_timer;   /* fires at the deadline of the oldest waiter */
-  uv_timer_t health_timer; /* readiness check; unref'd */
-  uv_idle_t kick;          /* resumes waiters and finished queries outside Lua */
-  uv_prepare_t flush;      /* sends the queries queued during the loop turn */
+  th__wlist wait, ready;     /* acquire() */
+  th__rlist qwait, done;     /* standalone queries without a conn; finished, to resume */
+  uv_timer_t wait_timer;     /* fires at the deadline of the oldest waiter */
+  uv_timer_t health_timer;   /* readiness check; unref'd */
+  uv_idle_t kick;            /* resumes waiters and finished queries outside Lua */
+  uv_prepare_t flush;        /* sends the queries queued during the loop turn */
+  uv_timer_t retry_timer;    /* dispatches again when a connect backoff ends */
+  uint64_t connect_after_ms; /* no new connection before (after failed attempts) */
+  long connect_backoff_ms;   /* 0 after a success; doubles per failure, to BACKOFF_MAX_MS */
   uint64_t last_ok_ms;
   int reported[3];
 } P;
@@ -567,12 +572,26 @@ static void qwait_fail_all(const char *msg, const char *sqlstate) {
   }
 }
 
+/* A connection attempt failed: the next one waits, 50 ms doubling to BACKOFF_MAX_MS, so
+ * that a database that is down is not hammered (and the loop does not spin on it). */
+static void connect_backoff(void) {
+  long b = P.connect_backoff_ms ? P.connect_backoff_ms * 2 : BACKOFF_MIN_MS;
+  P.connect_backoff_ms = b > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b;
+  P.connect_after_ms = now_ms() + (uint64_t)P.connect_backoff_ms;
+}
+
+static void on_retry(uv_timer_t *t) {
+  (void)t;
+  pool_dispatch();
+}
+
 static void conn_connect_failed(th__conn *c, const char *msg) {
   char buf[256];
   snprintf(buf, sizeof buf, "connection failed: %s", msg ? msg : "unknown error");
   copy_line(buf, sizeof buf, buf);
   th_log(NULL, "warn", "pg: %s", buf);
   conn_destroy(c);
+  connect_backoff();
   /* Tell one waiter that has no other attempt underway why it cannot go on. */
   if (P.wait.n > P.n_connecting)
     waiter_fail(P.wait.head, buf, "08001");
@@ -591,6 +610,12 @@ static void on_notice(void *arg, const char *message) {
 }
 
 static int conn_start(void) {
+  uint64_t now = now_ms();
+  if (now < P.connect_after_ms) {
+    if (!uv_is_active((uv_handle_t *)&P.retry_timer))
+      uv_timer_start(&P.retry_timer, on_retry, P.connect_after_ms - now, 0);
+    return -EAGAIN;
+  }
   const char *kw[] = {"dbname", "fallback_application_name", NULL};
   const char *val[] = {P.url, "todo-host", NULL};
   th__conn *c = xcalloc(1, sizeof *c);
@@ -608,6 +633,7 @@ static int conn_start(void) {
     char msg[256], buf[300];
     copy_line(msg, sizeof msg, PQerrorMessage(c->pg));
     conn_destroy(c);
+    connect_backoff();
     th_log(NULL, "warn", "pg: connection failed: %s", msg);
     snprintf(buf, sizeof buf, "connection failed: %s", msg);
     if (P.wait.head)
@@ -665,6 +691,8 @@ static void setup_results(th__conn *c) {
     c->io = IO_READY;
     P.n_connecting--;
     P.last_ok_ms = now_ms();
+    P.connect_backoff_ms = 0;
+    P.connect_after_ms = 0;
     conn_to_idle(c);
     pool_dispatch();
     return;
@@ -1095,7 +1123,8 @@ static void pool_dispatch(void) {
     int tx_need = P.wait.n - P.n_draining;
     int need = (tx_need > 0 ? tx_need : 0) + (P.qwait.n ? 1 : 0);
     if (need <= P.n_connecting || P.n_total >= P.size) break;
-    if (conn_start() < 0 && !P.wait.head && !P.qwait.head) break;
+    int rc = conn_start();
+    if (rc == -EAGAIN || (rc < 0 && !P.wait.head && !P.qwait.head)) break;
   }
   /* Still short for acquire(): shared connections stop taking queries and go
    * to the waiters once their queries answered. */
@@ -1190,6 +1219,7 @@ static void pool_init(void) {
   uv_idle_init(th_loop(), &P.kick);
   uv_prepare_init(th_loop(), &P.flush);
   uv_timer_init(th_loop(), &P.health_timer);
+  uv_timer_init(th_loop(), &P.retry_timer);
   if (P.url) {
     /* First tick at once: open a connection early (warm pool, /readyz). */
     uv_timer_start(&P.health_timer, on_health, 0, HEALTH_EVERY_MS);
@@ -1298,6 +1328,7 @@ void th_pg_shutdown(void) {
   }
   uv_close((uv_handle_t *)&P.wait_timer, NULL);
   uv_close((uv_handle_t *)&P.health_timer, NULL);
+  uv_close((uv_handle_t *)&P.retry_timer, NULL);
   uv_close((uv_handle_t *)&P.kick, NULL);
   uv_close((uv_handle_t *)&P.flush, NULL);
   th__pg_listeners_shutdown();

@@ -81,6 +81,19 @@ function M.invalid(field, message, code)
   return M.response(422, code or "invalid_field", message, field)
 end
 
+--- 503: the database cannot be reached right now (connection refused or lost, pool
+-- timeout); the client may retry. The cause is logged, never sent.
+-- @tparam table req the request (for its id)
+-- @tparam any cause logged with the request id
+function M.unavailable(req, cause)
+  local ok, log = pcall(require, "log")
+  if ok and log and log.warn then
+    log.warn("database unavailable", { request_id = req and req.id, cause = tostring(cause) })
+  end
+  return M.response(503, "unavailable", "the service cannot reach its database right now; retry shortly",
+    nil, { ["Retry-After"] = "1" })
+end
+
 --- 500: something broke on our side; the cause is logged, never sent.
 -- @tparam table req the request (for its id)
 -- @tparam any cause logged with the request id

@@ -22,7 +22,8 @@ local function task_headers(task, extra)
 end
 
 -- A database failure: bad values PostgreSQL refused (class 22, check violations) are the
--- caller's (422); anything else is ours (500, logged with the request id).
+-- caller's (422); an unreachable database (class 08, pool timeout) is 503 with
+-- Retry-After; anything else is ours (500, logged with the request id).
 local function db_error(req, err, state)
   if state == "23514" and tostring(err):find("tasks_recurrence_needs_due", 1, true) then
     return errors.invalid("due_at", "a recurring task needs a due_at (its first occurrence): keep due_at, "
@@ -31,6 +32,9 @@ local function db_error(req, err, state)
   if type(state) == "string" and (state:sub(1, 2) == "22" or state == "23514") then
     return errors.invalid(nil, "a value is out of range or malformed (dates must stay within years 1 to 9999)",
       "invalid_value")
+  end
+  if err == "pool timeout" or (type(state) == "string" and state:sub(1, 2) == "08") then
+    return errors.unavailable(req, tostring(err) .. " (" .. tostring(state) .. ")")
   end
   return errors.internal(req, tostring(err) .. " (" .. tostring(state) .. ")")
 end

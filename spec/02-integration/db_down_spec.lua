@@ -1,0 +1,81 @@
+-- A host whose database cannot be reached: requests that need it answer 503 (code
+-- `unavailable`, Retry-After) within the pool timeout, and the host does not spin
+-- retrying connections: attempts back off (core/src/prim_pg.c, connect_backoff), so the
+-- process stays nearly idle while the event consumers and requests keep asking.
+local h = require "spec.helpers"
+
+-- CPU seconds (user + system) the process has used so far.
+local function cpu_seconds(pid)
+  local f = assert(io.open("/proc/" .. pid .. "/stat"))
+  local stat = f:read("a")
+  f:close()
+  local fields = {}
+  for v in stat:gsub("^.*%) ", ""):gmatch("%S+") do fields[#fields + 1] = v end
+  -- after "pid (comm) ": field 12 is utime, 13 stime (clock ticks, 100 per second here)
+  return (tonumber(fields[12]) + tonumber(fields[13])) / 100
+end
+
+describe("a host whose database went down", function()
+  local host, pgdir
+
+  setup(function()
+    -- A cluster of its own (scripts/pg), so that it can be stopped under the host.
+    pgdir = h.sh("mktemp -d /tmp/todo-spec-pgdown.XXXXXX")
+    local url, ok = h.sh("PG_THROWAWAY=1 scripts/pg start " .. h.sh_quote(pgdir))
+    assert(ok, "scripts/pg start failed: " .. url)
+    local out, migrated = h.sh("env DATABASE_URL=" .. h.sh_quote(url) .. " " .. h.sh_quote(h.host_bin)
+      .. " migrate services/api")
+    assert(migrated, "migrate failed: " .. out)
+    host = h.start({
+      bundles = { "services/api", "services/recurring-task" },
+      database_url = url, skip_migrate = true,
+      env = { PG_POOL_TIMEOUT_MS = 1000 },
+    })
+    -- Up and serving first: the consumers and their LISTEN connections are running.
+    local token = h.token("down-user")
+    assert(h.eventually(function()
+      return h.request("GET", "/api/tasks", { port = host.port, token = token }) == 200
+    end, 10))
+    assert(h.request("POST", "/api/tasks", { port = host.port, token = token, body = { title = "before" } }) == 201)
+    h.sh("scripts/pg stop " .. h.sh_quote(pgdir))
+    h.sleep(0.5)
+  end)
+
+  teardown(function()
+    if host then host:stop() end
+    if pgdir then
+      h.sh("scripts/pg stop " .. h.sh_quote(pgdir))
+      h.sh("rm -rf " .. h.sh_quote(pgdir))
+    end
+  end)
+
+  it("answers 503 unavailable with Retry-After, within the pool timeout", function()
+    local token = h.token("down-user")
+    for _, path in ipairs({ "/api/tasks", "/api/tasks/6f1c1c1e-5b7e-4c43-9a3e-0a4a8e7f0b11" }) do
+      local t0 = os.time()
+      local status, body, headers = h.request("GET", path, { port = host.port, token = token, timeout = 10 })
+      assert.are.equal(503, status, path)
+      assert.are.equal("unavailable", body.error.code)
+      assert.are.equal("1", headers["retry-after"])
+      assert.is_true(os.time() - t0 <= 3, "took more than the pool timeout")
+    end
+    local status, body = h.request("POST", "/api/tasks", { port = host.port, token = token, body = { title = "x" } })
+    assert.are.equal(503, status)
+    assert.are.equal("unavailable", body.error.code)
+  end)
+
+  it("backs off instead of spinning on connection attempts", function()
+    local before = cpu_seconds(host.pid)
+    local lines_before = #host:log_lines()
+    h.sleep(3)
+    local used = cpu_seconds(host.pid) - before
+    assert.is_true(used < 0.5, "the host used " .. used .. " s of CPU in 3 s with its database down")
+    local attempts = 0
+    for i, line in ipairs(host:log_lines()) do
+      local msg = type(line.msg) == "string" and line.msg or ""
+      if i > lines_before and msg:find("connection failed", 1, true) then attempts = attempts + 1 end
+    end
+    assert.is_true(attempts > 0, "no connection attempt in 3 s")
+    assert.is_true(attempts < 60, attempts .. " connection attempts in 3 s")
+  end)
+end)
