@@ -16,7 +16,9 @@
 -- Failures return `nil, message, sqlstate` (e.g. `nil, "duplicate key value
 -- violates unique constraint \"t_pkey\"", "23505"`); "pool timeout" has no
 -- sqlstate; a connection that died answers `nil, "connection lost", "08006"`
--- once and is replaced. Wrong arguments raise.
+-- once and is replaced; while the server refuses connections, attempts back off
+-- (50 ms doubling to 2 s) and waiting queries fail with `"connection failed: ...",
+-- "08001"` or "pool timeout". Wrong arguments raise.
 -- @module pg
 
 local core = require "pg.core"

@@ -50,6 +50,12 @@ describe("tasks.schema", function()
       assert.are.equal("привет", schema.lower("ПРИВЕТ"))
       assert.are.equal("東京", schema.lower("東京"))
     end)
+
+    it("lower-cases ASCII alone and in mixed text the same way", function()
+      assert.are.equal("az-09_@[`{~", schema.lower("AZ-09_@[`{~"))
+      assert.are.equal("work ärger", schema.lower("WORK ÄRGER"))
+      assert.are.equal("", schema.lower(""))
+    end)
   end)
 
   describe("task_input", function()
