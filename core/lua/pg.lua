@@ -158,11 +158,28 @@ local tx_mt = { __index = tx_methods, __name = "pg.tx" }
 function tx_methods:query(sql, ...)
   if getmetatable(self) ~= tx_mt then error("tx:query: call it with ':'", 2) end
   if type(sql) ~= "string" then error("tx:query: sql must be a string", 2) end
-  if self.finished then error("tx:query: the transaction is already finished", 2) end
+  if self.finished or self.committed then error("tx:query: the transaction is already finished", 2) end
   if self.err then return nil, self.err, self.sqlstate end
+  if self.commit_armed then self.conn:commit_next() end
   local rows, a, b = run(self.conn, sql, ...)
-  if rows == nil then self.err, self.sqlstate = a, b end
+  if rows == nil then
+    self.err, self.sqlstate = a, b
+  elseif self.commit_armed then
+    self.committed = true
+  end
+  self.commit_armed = nil
   return rows, a, b
+end
+
+--- Make the next `tx:query` the transaction's last: COMMIT goes out with it, in the
+-- same round trip, so the transaction's locks are released as soon as PostgreSQL has
+-- run it (no round trip back to the host in between). A failure of that query or of the
+-- COMMIT is that query's failure, and then nothing was committed. After it succeeds the
+-- transaction is committed: further queries raise, and `fn` must return success.
+function tx_methods:commit_with_next()
+  if getmetatable(self) ~= tx_mt then error("tx:commit_with_next: call it with ':'", 2) end
+  if self.finished or self.committed then error("tx:commit_with_next: the transaction is already finished", 2) end
+  self.commit_armed = true
 end
 
 local function rollback(conn)
@@ -199,6 +216,13 @@ function pg.tx(fn)
   if not res[1] then
     rollback(c)
     error(res[2], 0)
+  end
+  if tx.committed then -- COMMIT went out with the last query (tx:commit_with_next)
+    if not res[2] and res.n >= 3 and res[3] ~= nil then
+      error("pg.tx: fn failed after its transaction committed (tx:commit_with_next): "
+        .. tostring(res[3]), 0)
+    end
+    return unpack(res, 2, res.n)
   end
   if not res[2] and res.n >= 3 and res[3] ~= nil then
     rollback(c)

@@ -22,7 +22,8 @@
  *    A shared connection never carries a transaction.
  *  - held: acquire() hands a connection to one coroutine (pg.tx, LISTEN); only
  *    its holder queries it (conn:query, one at a time). conn:begin() defers
- *    BEGIN so it is sent with the transaction's first statement.
+ *    BEGIN so it is sent with the transaction's first statement;
+ *    conn:commit_next() sends COMMIT with its last (one round trip each less).
  * A waiting acquire() makes shared connections drain (no new queries) and takes
  * the first one whose FIFO is empty. Standalone queries that find no connection
  * wait in P.qwait with the same timeout as acquire().
@@ -99,10 +100,10 @@ struct th__req {
   uint64_t deadline_ms; /* RW_QWAIT */
   uint64_t sent_ms;     /* when it went out (a head waiting long: a stalled backend) */
   /* What to send; freed once sent. */
-  const char *plain;  /* internal: SQL sent as is (static text) */
-  char *sql;          /* text to Parse (cache miss) or, in P.qwait, the query */
-  char stmt_name[16]; /* the prepared statement to run */
-  int parse, begin, sent;
+  const char *plain;              /* internal: SQL sent as is (static text) */
+  char *sql;                      /* text to Parse (cache miss) or, in P.qwait, the query */
+  char stmt_name[16];             /* the prepared statement to run */
+  int parse, begin, commit, sent; /* commit: COMMIT follows in the same round trip */
   int nparams;
   char **params;
   /* The outcome. */
@@ -135,6 +136,7 @@ struct th__conn {
   int dirty;               /* linked in P.dirty: has unsent queries */
   int cork;                /* 0 unknown, 1 TCP_CORK works, -1 not a TCP socket */
   int begin_pending;       /* conn:begin() ran; BEGIN goes out with the next query */
+  int commit_pending;      /* conn:commit_next() ran; COMMIT goes out after the next query */
   uint64_t started_ms;     /* connect start, for the connect deadline */
   uint64_t empty_since_ms; /* when the FIFO last became empty */
   th__rlist q;             /* queries sent or to send, in order */
@@ -772,6 +774,10 @@ static void conn_attach(th__conn *c, th__req *r, const char *sql) {
     r->begin = 1;
     c->begin_pending = 0;
   }
+  if (c->commit_pending) {
+    r->commit = 1;
+    c->commit_pending = 0;
+  }
   q_push(c, r);
 }
 
@@ -793,6 +799,9 @@ static int send_req(th__conn *c, th__req *r) {
                              NULL, 0))
       return 0;
   }
+  /* Before the Sync: if the statement fails, the pipeline skips the COMMIT and the
+   * transaction stays aborted (the facade then rolls back). */
+  if (r->commit && !PQsendQueryParams(pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) return 0;
   return PQpipelineSync(pg);
 }
 
@@ -867,6 +876,11 @@ static void req_keep(th__req *r, PGresult *res) {
     return;
   }
   if (r->errmsg) {
+    PQclear(res);
+    return;
+  }
+  /* The COMMIT sent after the statement answers last: keep the statement's rows. */
+  if (r->commit && idx > (r->begin ? 1 : 0) + (r->parse ? 1 : 0)) {
     PQclear(res);
     return;
   }
@@ -1143,6 +1157,7 @@ static void pool_dispatch(void) {
 static void conn_release(th__conn *c) {
   if (!c->held || c->op) return;
   c->begin_pending = 0;
+  c->commit_pending = 0;
   if (P.closed || c->broken || !c->pg || c->q.n || PQstatus(c->pg) != CONNECTION_OK) {
     conn_destroy(c); /* a query still in flight was abandoned: its answer is lost */
     pool_dispatch();
@@ -1495,6 +1510,18 @@ static int l_begin(lua_State *L) {
   return 1;
 }
 
+/*** Send COMMIT right after the next query, in the same round trip (the query is
+ * the transaction's last). A failure of either is that query's failure; when the
+ * query fails the COMMIT is skipped and the transaction stays aborted.
+ * @function conn:commit_next
+ */
+static int l_commit_next(lua_State *L) {
+  th__conn *c = check_conn(L);
+  if (c->q.n) return luaL_error(L, "pg: conn:commit_next needs an idle connection");
+  c->commit_pending = 1;
+  return 0;
+}
+
 /*** Transaction state of the connection.
  * @function conn:tx_status
  * @treturn string "idle", "active", "intrans", "inerror" or "unknown"
@@ -1736,9 +1763,13 @@ static int l_conn_tostring(lua_State *L) {
 
 int luaopen_th_pg_core(lua_State *L) {
   if (luaL_newmetatable(L, CONN_MT)) {
-    static const luaL_Reg methods[] = {{"query", l_query},     {"rows", l_rows},
-                                       {"begin", l_begin},     {"tx_status", l_tx_status},
-                                       {"release", l_release}, {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"query", l_query},
+                                       {"rows", l_rows},
+                                       {"begin", l_begin},
+                                       {"tx_status", l_tx_status},
+                                       {"release", l_release},
+                                       {"commit_next", l_commit_next},
+                                       {NULL, NULL}};
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, l_release);

@@ -288,6 +288,62 @@ describe("pg", function()
       assert.are.equal(0, count())
     end)
 
+    it("commits with the last query after tx:commit_with_next", function()
+      local rows_seen
+      local r = pg.tx(function(tx)
+        assert(tx:query("INSERT INTO pg_spec_items (id, name) VALUES (1, 'a')"))
+        tx:commit_with_next()
+        rows_seen = assert(tx:query("INSERT INTO pg_spec_items (id, name) VALUES (2, 'b') RETURNING id, name"))
+        -- committed already: another connection sees both rows before fn returns
+        assert.are.equal(2, count())
+        assert.has_error(function() tx:query("SELECT 1") end)
+        return "done"
+      end)
+      assert.are.equal("done", r)
+      assert.are.same({ { id = 2, name = "b" } }, { rows_seen[1] })
+      assert.are.equal(2, count())
+      -- the connection went back to the pool idle: the next transaction works normally
+      assert(pg.tx(function(tx) return tx:query("INSERT INTO pg_spec_items (id, name) VALUES (3, 'c')") end))
+      assert.are.equal(3, count())
+    end)
+
+    it("commits nothing when the last query fails after tx:commit_with_next", function()
+      local r, err, state = pg.tx(function(tx)
+        assert(tx:query("INSERT INTO pg_spec_items (id, name) VALUES (1, 'a')"))
+        tx:commit_with_next()
+        local ok, e, st = tx:query("INSERT INTO pg_spec_items (id, name) VALUES (1, 'again')")
+        if not ok then return nil, e, st end
+        return "unexpected"
+      end)
+      assert.is_nil(r)
+      assert.matches("duplicate key", err)
+      assert.are.equal("23505", state)
+      assert.are.equal(0, count())
+      assert(pg.tx(function(tx) return tx:query("INSERT INTO pg_spec_items (id, name) VALUES (4, 'd')") end))
+      assert.are.equal(1, count())
+    end)
+
+    it("commits nothing when the COMMIT sent with the last query fails", function()
+      -- A deferred constraint is checked at COMMIT: the query succeeds, the COMMIT fails.
+      assert(pg.query([[DO $$ BEGIN
+          IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'pg_spec_items_deferred') THEN
+            ALTER TABLE pg_spec_items ADD CONSTRAINT pg_spec_items_deferred UNIQUE (name)
+              DEFERRABLE INITIALLY DEFERRED;
+          END IF; END $$]]))
+      local r, err, state = pg.tx(function(tx)
+        assert(tx:query("INSERT INTO pg_spec_items (id, name) VALUES (1, 'same')"))
+        tx:commit_with_next()
+        local ok, e, st = tx:query("INSERT INTO pg_spec_items (id, name) VALUES (2, 'same')")
+        if not ok then return nil, e, st end
+        return "unexpected"
+      end)
+      assert(pg.query("ALTER TABLE pg_spec_items DROP CONSTRAINT pg_spec_items_deferred"))
+      assert.is_nil(r)
+      assert.are.equal("23505", state)
+      assert.matches("duplicate key", err)
+      assert.are.equal(0, count())
+    end)
+
     it("raises on misuse", function()
       assert.has_error(function() pg.tx("nope") end)
       local saved
