@@ -56,10 +56,15 @@ static void lwait_unlink(th__lwait *w) {
 }
 
 /* Resume every waiter: with the generation, or with nil, err when broken. The
- * list is detached first: resumed code may wait again or close the listener. */
+ * list and what the waiters get are copied first: resumed code may wait again or
+ * close the listener, which frees l (so l is not touched after the first resume). */
 static void listener_wake_all(th__listener *l) {
   th__lwait *w = l->waits;
   l->waits = NULL;
+  int broken = l->broken;
+  lua_Integer gen = (lua_Integer)l->gen;
+  char err[sizeof l->err];
+  snprintf(err, sizeof err, "%s", l->err[0] ? l->err : "connection lost");
   while (w) {
     th__lwait *next = w->next;
     th_ctx *ctx = w->ctx;
@@ -67,12 +72,12 @@ static void listener_wake_all(th__listener *l) {
     uv_timer_stop(&w->timer);
     uv_close((uv_handle_t *)&w->timer, lwait_closed);
     lua_checkstack(ctx->co, 2);
-    if (l->broken) {
+    if (broken) {
       lua_pushnil(ctx->co);
-      lua_pushstring(ctx->co, l->err[0] ? l->err : "connection lost");
+      lua_pushstring(ctx->co, err);
       th_resume(ctx, 2);
     } else {
-      lua_pushinteger(ctx->co, (lua_Integer)l->gen);
+      lua_pushinteger(ctx->co, gen);
       th_resume(ctx, 1);
     }
     w = next;
@@ -249,8 +254,8 @@ static int l_listener_close(lua_State *L) {
     l->broken = 1;
   }
   listener_close_io(l);
+  *ud = NULL; /* before waking: resumed code may close it again */
   listener_wake_all(l);
-  *ud = NULL;
   free(l);
   return 0;
 }
