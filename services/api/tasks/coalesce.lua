@@ -42,6 +42,13 @@ M.WRITES = setting("API_BATCH_WRITES", 2)
 
 local function key(id, user) return id .. " " .. user end
 
+-- Every item through `alone` (a lone item, or a batch that rolled back).
+local function each_alone(items, alone)
+  local out = {}
+  for i, it in ipairs(items) do out[i] = alone(it) end
+  return out
+end
+
 -- Reads ---------------------------------------------------------------------------------
 
 local GET_MANY = "SELECT " .. COLUMNS .. [[, k.kuser AS batch_user
@@ -113,11 +120,7 @@ local function create_alone(it)
 end
 
 local function create_many(items)
-  local out = {}
-  if #items == 1 then
-    out[1] = create_alone(items[1])
-    return out
-  end
+  if #items == 1 then return each_alone(items, create_alone) end
   local rows = {}
   for i, it in ipairs(items) do
     local f = it.fields
@@ -147,12 +150,12 @@ local function create_many(items)
     if not ok then return nil, perr end
     return tasks
   end)
-  if res then
-    for i, task in ipairs(res) do out[i] = { { task = task } } end
-    return out
+  if not res then
+    -- The batch rolled back: each creation alone (same ids: nothing is created twice).
+    return each_alone(items, create_alone)
   end
-  -- The batch rolled back: each creation alone (same ids: nothing is created twice).
-  for i, it in ipairs(items) do out[i] = create_alone(it) end
+  local out = {}
+  for i, task in ipairs(res) do out[i] = { { task = task } } end
   return out
 end
 
@@ -193,11 +196,7 @@ local function set_alone(it)
 end
 
 local function set_completed_many(items)
-  local out = {}
-  if #items == 1 then
-    out[1] = set_alone(items[1])
-    return out
-  end
+  if #items == 1 then return each_alone(items, set_alone) end
   local ids, users, states = {}, {}, {}
   for i, it in ipairs(items) do ids[i], users[i], states[i] = it.id, it.user, it.completed end
   local res = repo.in_tx(function(tx)
@@ -219,6 +218,7 @@ local function set_completed_many(items)
     end
     return done
   end)
+  local out = {}
   for i, it in ipairs(items) do
     local d = res and res[key(it.id, it.user)]
     if d and d.completed == it.completed then
