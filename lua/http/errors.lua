@@ -81,15 +81,20 @@ function M.invalid(field, message, code)
   return M.response(422, code or "invalid_field", message, field)
 end
 
+-- Log why a request failed, with its id (the cause is never sent to the client).
+local function log_cause(level, msg, req, cause)
+  local ok, log = pcall(require, "log")
+  if ok and log and log[level] then
+    log[level](msg, { request_id = req and req.id, cause = tostring(cause) })
+  end
+end
+
 --- 503: the database cannot be reached right now (connection refused or lost, pool
 -- timeout); the client may retry. The cause is logged, never sent.
 -- @tparam table req the request (for its id)
 -- @tparam any cause logged with the request id
 function M.unavailable(req, cause)
-  local ok, log = pcall(require, "log")
-  if ok and log and log.warn then
-    log.warn("database unavailable", { request_id = req and req.id, cause = tostring(cause) })
-  end
+  log_cause("warn", "database unavailable", req, cause)
   return M.response(503, "unavailable", "the service cannot reach its database right now; retry shortly",
     nil, { ["Retry-After"] = "1" })
 end
@@ -98,10 +103,7 @@ end
 -- @tparam table req the request (for its id)
 -- @tparam any cause logged with the request id
 function M.internal(req, cause)
-  local ok, log = pcall(require, "log")
-  if ok and log and log.error then
-    log.error("internal error", { request_id = req and req.id, cause = tostring(cause) })
-  end
+  log_cause("error", "internal error", req, cause)
   return M.response(500, "internal_error",
     "something went wrong on our side; quote request id " .. tostring(req and req.id or "?"))
 end

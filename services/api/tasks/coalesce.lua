@@ -42,6 +42,13 @@ M.WRITES = setting("API_BATCH_WRITES", 2)
 
 local function key(id, user) return id .. " " .. user end
 
+-- A loader's answer for one item: the repo's return values, or nil, err of the batch.
+local function call(loader, item)
+  local r, err = loader(item)
+  if not r then return nil, err end
+  return r[1], r[2], r[3]
+end
+
 -- Every item through `alone` (a lone item, or a batch that rolled back).
 local function each_alone(items, alone)
   local out = {}
@@ -84,9 +91,7 @@ local load_task = batch.new(get_many, { max = M.MAX, concurrency = M.READS })
 -- @tparam string id a lower-case UUID
 -- @return the task, false when there is none, or nil, err, sqlstate
 function M.get(user, id)
-  local r, err = load_task { user = user, id = id }
-  if not r then return nil, err end
-  return r[1], r[2], r[3]
+  return call(load_task, { user = user, id = id })
 end
 
 -- Creations -----------------------------------------------------------------------------
@@ -166,9 +171,7 @@ local create = batch.new(create_many, { max = M.MAX, concurrency = M.WRITES })
 -- @tparam table f clean fields from `schema.task_input(body, "create")`
 -- @return `{task = t}`, or nil, err, sqlstate
 function M.create(user, f)
-  local r, err = create { user = user, fields = f, id = crypto.uuid_v4() }
-  if not r then return nil, err end
-  return r[1], r[2], r[3]
+  return call(create, { user = user, fields = f, id = crypto.uuid_v4() })
 end
 
 -- Complete / reopen ---------------------------------------------------------------------
@@ -187,8 +190,8 @@ local CHANGED = {
 }
 
 -- Complete or reopen one task alone (tasks.repo.update with only_if_changed).
-local function set_completed_alone(user, id, completed)
-  return repo.update(user, id, { completed = completed }, nil, completed and "completed" or "reopened", true)
+local function set_completed_alone(user, id, completed, versions)
+  return repo.update(user, id, { completed = completed }, versions, completed and "completed" or "reopened", true)
 end
 
 local function set_alone(it)
@@ -233,21 +236,23 @@ end
 
 local set_completed = batch.new(set_completed_many, { max = M.MAX, concurrency = M.WRITES })
 
---- Complete or reopen a task without a condition (`tasks.repo.update` with only
--- `completed` and only_if_changed, coalesced). A task already in that state is answered
--- as it is.
--- @return `{task = t}`, `{missing = true}`, or nil, err, sqlstate
-function M.set_completed(user, id, completed)
-  local r, err = set_completed { user = user, id = id, completed = completed == true }
-  if not r then return nil, err end
-  return r[1], r[2], r[3]
+--- Complete or reopen a task (`tasks.repo.update` with only `completed` and
+-- only_if_changed). A task already in that state is answered as it is. Without
+-- `versions` (If-Match) the request is coalesced; with them it runs alone.
+-- @tparam[opt] table versions from If-Match
+-- @return `{task = t}`, `{missing = true}`, `{conflict = true, version = n}`, or nil, err, sqlstate
+function M.set_completed(user, id, completed, versions)
+  if versions ~= nil then return set_completed_alone(user, id, completed == true, versions) end
+  return call(set_completed, { user = user, id = id, completed = completed == true })
 end
 
 if M.MAX == 1 then
   -- Coalescing off: every request alone, straight through tasks.repo.
   M.get = repo.get
   M.create = function(user, f) return repo.create(user, f) end
-  M.set_completed = function(user, id, completed) return set_completed_alone(user, id, completed == true) end
+  M.set_completed = function(user, id, completed, versions)
+    return set_completed_alone(user, id, completed == true, versions)
+  end
 end
 
 --- Counters of the three loaders (`batch` loader:stats()): `{get =, create =, set_completed =}`.

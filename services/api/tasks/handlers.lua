@@ -159,14 +159,7 @@ local function set_completed(req, completed)
       return errors.invalid(k, "this route takes no fields; use PATCH /api/tasks/{id}", "unknown_field")
     end
   end
-  local versions = M.if_match(req.headers)
-  local res, err, state
-  if versions == nil then
-    res, err, state = coalesce.set_completed(req.user, id, completed)
-  else
-    res, err, state = repo.update(req.user, id, { completed = completed }, versions,
-      completed and "completed" or "reopened", true)
-  end
+  local res, err, state = coalesce.set_completed(req.user, id, completed, M.if_match(req.headers))
   return change_response(req, res, err, state)
 end
 
