@@ -21,8 +21,11 @@ describe("a host whose database went down", function()
   setup(function()
     -- A cluster of its own (scripts/pg), so that it can be stopped under the host.
     pgdir = h.sh("mktemp -d /tmp/todo-spec-pgdown.XXXXXX")
-    local url, ok = h.sh("PG_THROWAWAY=1 scripts/pg start " .. h.sh_quote(pgdir))
-    assert(ok, "scripts/pg start failed: " .. url)
+    local out, ok = h.sh("PG_THROWAWAY=1 scripts/pg start " .. h.sh_quote(pgdir))
+    assert(ok, "scripts/pg start failed: " .. out)
+    -- The URL is the last line (as root, the postgres user's tools may warn first, e.g.
+    -- that they cannot enter a working directory only root may read).
+    local url = assert(out:match("(postgresql://%S+)%s*$"), "no URL from scripts/pg: " .. out)
     local out, migrated = h.sh("env DATABASE_URL=" .. h.sh_quote(url) .. " " .. h.sh_quote(h.host_bin)
       .. " migrate services/api")
     assert(migrated, "migrate failed: " .. out)
