@@ -26,9 +26,9 @@ describe("a host whose database went down", function()
     -- The URL is the last line (as root, the postgres user's tools may warn first, e.g.
     -- that they cannot enter a working directory only root may read).
     local url = assert(out:match("(postgresql://%S+)%s*$"), "no URL from scripts/pg: " .. out)
-    local out, migrated = h.sh("env DATABASE_URL=" .. h.sh_quote(url) .. " " .. h.sh_quote(h.host_bin)
+    local log, migrated = h.sh("env DATABASE_URL=" .. h.sh_quote(url) .. " " .. h.sh_quote(h.host_bin)
       .. " migrate services/api")
-    assert(migrated, "migrate failed: " .. out)
+    assert(migrated, "migrate failed: " .. log)
     host = h.start({
       bundles = { "services/api", "services/recurring-task" },
       database_url = url, skip_migrate = true,
