@@ -1,7 +1,7 @@
 /* host.c: Lua states and the one scheduler.
  *
- * Owns: the process loop, every th_state (a Lua state with a counting allocator
- * and a CPU-budget hook), and every th_ctx (one coroutine per unit of work).
+ * Owns: the process loop, every th_state (a Lua state with a counting allocator;
+ * its CPU budget is budget.c's), and every th_ctx (one coroutine per unit of work).
  * th__run is the only function that calls lua_resume. A ctx is allocated here,
  * handed to its owner through the done callback, and given back with
  * th_ctx_release; its coroutine is anchored in the registry for its whole life
@@ -29,7 +29,6 @@ static th_state **all_states;
 static int n_states, cap_states;
 
 #define CTX_POOL_MAX 256
-#define HOOK_EVERY 4096 /* instructions between CPU-budget checks */
 
 uv_loop_t *th_loop(void) { return &loop; }
 
@@ -71,6 +70,8 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 
 /* ---- ctx lookup -------------------------------------------------------- */
 
+th_ctx *th_running_ctx(void) { return running_ctx; }
+
 static inline th_ctx **ctx_slot(lua_State *co) { return (th_ctx **)lua_getextraspace(co); }
 
 th_ctx *th_ctx_current(lua_State *L) {
@@ -86,28 +87,6 @@ th_ctx *th_ctx_check(lua_State *L, const char *what) {
                "(not at module load time nor inside a coroutine of your own)",
                what);
   return ctx;
-}
-
-/* CPU budget: a count hook on every coroutine (inherited from the main thread). */
-static void budget_hook(lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  /* running_ctx, not the coroutine's own slot: user coroutines created inside
-   * a handler count against the handler's budget too. */
-  th_ctx *ctx = running_ctx;
-  uint64_t t = now_ns();
-  uint64_t budget = (uint64_t)th_cfg.cpu_budget_ms * 1000000u;
-  if (ctx) {
-    if (ctx->kind == TH_CTX_SCRIPT) return; /* scripts (tests, tools) run unbounded */
-    if (ctx->cpu_used_ns + (t - ctx->slice_start_ns) > budget)
-      luaL_error(L, "CPU budget of %d ms exceeded", th_cfg.cpu_budget_ms);
-    return;
-  }
-  /* No ctx: module loading on the main thread. */
-  void *ud;
-  lua_getallocf(L, &ud);
-  th_state *s = ud;
-  if (s->load_deadline_ns && t > s->load_deadline_ns)
-    luaL_error(L, "CPU budget of %d ms exceeded while loading", th_cfg.cpu_budget_ms);
 }
 
 /* ---- states ------------------------------------------------------------ */
@@ -223,10 +202,11 @@ th_state *th_state_new(th_state_mode mode, const char *dir, size_t mem_limit, ch
     open_lib(L, LUA_OSLIBNAME, luaopen_os);
     open_lib(L, LUA_DBLIBNAME, luaopen_debug);
     sandbox(L);
+    th_budget_open_coroutine(L);
   }
   set_path(L, dir, mode);
   th_primitives_preload(L);
-  lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+  th_budget_install();
   s->req_mt_ref = LUA_NOREF;
   s->manifest_ref = LUA_NOREF;
   register_state(s);
@@ -318,7 +298,9 @@ static void th__run(th_ctx *ctx, int nargs) {
    * consumer loop is stopped only when one slice runs away. */
   if (ctx->kind == TH_CTX_JOB) ctx->cpu_used_ns = 0;
   ctx->slice_start_ns = now_ns();
+  lua_State *outer_thread = th_budget_swap(ctx->co);
   int status = lua_resume(ctx->co, NULL, nargs, &nres);
+  th_budget_swap(outer_thread);
   ctx->cpu_used_ns += now_ns() - ctx->slice_start_ns;
   running_ctx = outer;
   if (status == LUA_YIELD) {
@@ -379,7 +361,9 @@ int th_state_pcall_load(th_state *s, int nargs, int nres) {
   lua_State *L = s->L;
   /* No traceback: a start-up failure is one line naming the file and line. */
   s->load_deadline_ns = now_ns() + (uint64_t)th_cfg.cpu_budget_ms * 1000000u * 5;
+  lua_State *outer_thread = th_budget_swap(L);
   int rc = lua_pcall(L, nargs, nres, 0);
+  th_budget_swap(outer_thread);
   s->load_deadline_ns = 0;
   return rc;
 }

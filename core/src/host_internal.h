@@ -57,6 +57,14 @@ void th_state_maybe_close(th_state *s);
 /* Take a ctx for a new unit of work on s. The function to run and its args are
  * then pushed onto ctx->co and th_ctx_start starts it. */
 th_ctx *th_ctx_new(th_state *s, th_ctx_kind kind);
+/* The ctx inside lua_resume now, or NULL (module loading, no Lua running). */
+th_ctx *th_running_ctx(void);
+
+/* CPU budget (budget.c): the per-process tick, the thread running Lua (swap
+ * returns the previous one, to restore), the sandbox's tracked coroutines. */
+void th_budget_install(void);
+lua_State *th_budget_swap(lua_State *L);
+void th_budget_open_coroutine(lua_State *L);
 void th_ctx_start(th_ctx *ctx, int nargs);
 /* Give a finished ctx back (from its done callback). */
 void th_ctx_release(th_ctx *ctx);
