@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdint.h>
@@ -189,6 +190,37 @@ static int l_uuid_v7(lua_State *L) {
   return 1;
 }
 
+/* HMAC-SHA256 keyed contexts. HMAC() / EVP_Q_mac fetch the algorithms from the
+ * provider store on every call, which cost more than the MAC of a short message
+ * (a list cursor). The last key's initialized context is kept (callers use one or
+ * two keys: the cursor secret) and each MAC runs on a copy of it. Process-wide;
+ * only the loop thread calls it. */
+static EVP_MAC_CTX *hmac_template;
+static unsigned char *hmac_key;
+static size_t hmac_key_len;
+
+static EVP_MAC_CTX *hmac_ctx_for(const char *key, size_t klen) {
+  if (!hmac_template || klen != hmac_key_len || memcmp(key, hmac_key, klen) != 0) {
+    static EVP_MAC *mac;
+    if (!mac && !(mac = EVP_MAC_fetch(NULL, "HMAC", NULL))) return NULL;
+    EVP_MAC_CTX *t = EVP_MAC_CTX_new(mac);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    /* "" is a valid (weak) key; OpenSSL wants a non-NULL pointer for it. */
+    if (!t || !EVP_MAC_init(t, (const unsigned char *)(klen ? key : ""), klen, params)) {
+      EVP_MAC_CTX_free(t);
+      return NULL;
+    }
+    EVP_MAC_CTX_free(hmac_template);
+    free(hmac_key);
+    hmac_key = xmalloc(klen);
+    memcpy(hmac_key, key, klen);
+    hmac_key_len = klen;
+    hmac_template = t;
+  }
+  return EVP_MAC_CTX_dup(hmac_template);
+}
+
 /// HMAC-SHA-256.
 // @function hmac_sha256
 // @tparam string key
@@ -199,11 +231,12 @@ static int l_hmac_sha256(lua_State *L) {
   const char *key = luaL_checklstring(L, 1, &klen);
   const char *msg = luaL_checklstring(L, 2, &mlen);
   unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int maclen = 0;
-  /* HMAC() rejects a NULL key even of length 0: "" is a valid (weak) key. */
-  if (!HMAC(EVP_sha256(), klen ? key : "", (int)klen, (const unsigned char *)msg, mlen, mac,
-            &maclen))
-    return luaL_error(L, "crypto.hmac_sha256: OpenSSL failure");
+  size_t maclen = 0;
+  EVP_MAC_CTX *ctx = hmac_ctx_for(key, klen);
+  int ok = ctx && EVP_MAC_update(ctx, (const unsigned char *)msg, mlen) &&
+           EVP_MAC_final(ctx, mac, &maclen, sizeof mac);
+  EVP_MAC_CTX_free(ctx);
+  if (!ok) return luaL_error(L, "crypto.hmac_sha256: OpenSSL failure");
   lua_pushlstring(L, (const char *)mac, maclen);
   return 1;
 }
