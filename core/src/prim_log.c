@@ -1,5 +1,6 @@
 /* prim_log.c: the `log` module: JSON lines from Lua with the request id of the
- * running unit of work. log.info(msg, fields) adds fields (a table) as members. */
+ * running unit of work. log.info(msg, fields) adds fields (a table) as members
+ * (a `request_id` among them replaces the unit's). */
 #include <string.h>
 
 #include "host_internal.h"
@@ -17,7 +18,14 @@ static int emit(lua_State *L, const char *level) {
     return luaL_error(L, "log.%s: fields cannot be encoded: %s", level, lua_tostring(L, -1));
   }
   th_ctx *ctx = th_ctx_current(L);
-  th_buf *b = th_log_begin(level, msg, n, ctx ? ctx->request_id : NULL);
+  const char *request_id = ctx ? ctx->request_id : NULL;
+  /* Fields that name a request_id of their own replace the unit's: one key per line. */
+  if (request_id && lua_istable(L, 2)) {
+    lua_pushliteral(L, "request_id");
+    if (lua_rawget(L, 2) != LUA_TNIL) request_id = NULL;
+    lua_pop(L, 1);
+  }
+  th_buf *b = th_log_begin(level, msg, n, request_id);
   /* fields is a JSON object "{...}": splice its members in. */
   if (fields.len > 2 && fields.data[0] == '{') {
     th_buf_add(b, ",", 1);

@@ -67,6 +67,22 @@ describe("a host whose database went down", function()
     assert.are.equal("unavailable", body.error.code)
   end)
 
+  it("logs each 503 once, as a JSON line with one request_id", function()
+    local status, _, headers = h.request("GET", "/api/tasks",
+      { port = host.port, token = h.token("down-user"), timeout = 10 })
+    assert.are.equal(503, status)
+    local id = headers["x-request-id"]
+    local line = h.eventually(function()
+      for l in host:log():gmatch("[^\n]+") do
+        if l:find(id, 1, true) and l:find("database unavailable", 1, true) then return l end
+      end
+    end)
+    assert.truthy(line, "no log line for request " .. tostring(id))
+    local _, count = line:gsub('"request_id":', "")
+    assert.are.equal(1, count, line)
+    assert.truthy(line:find('"cause":', 1, true), line)
+  end)
+
   it("backs off instead of spinning on connection attempts", function()
     local before = cpu_seconds(host.pid)
     local lines_before = #host:log_lines()
