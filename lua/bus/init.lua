@@ -15,6 +15,9 @@
 -- `handler`, event by event, when it fails (so `handler` alone decides retries and dead
 -- letters). Failures are retried with backoff and after
 -- `max_attempts` the event goes to bus_dead_letters (`todo-host events dead-letters`).
+-- `idempotent = true` says the handler's own writes already make a redelivery change
+-- nothing (e.g. an insert keyed by the event id, ON CONFLICT DO NOTHING): the postgres
+-- driver's fast path then skips the (group, event id) record, one row per event.
 --
 -- The driver is chosen by the BUS environment variable (`postgres`, the default, or
 -- `dapr`); drivers live in lua/bus/drivers/ (see lua/bus/README.md for the interface).
@@ -123,12 +126,16 @@ local function check_subscription(s, i, name)
   if s.max_attempts ~= nil and (math.type(s.max_attempts) ~= "integer" or s.max_attempts < 1) then
     error(where .. ": max_attempts must be a positive integer", 3)
   end
+  if s.idempotent ~= nil and type(s.idempotent) ~= "boolean" then
+    error(where .. ": idempotent must be a boolean", 3)
+  end
   return {
     topic = s.topic,
     group = s.group or name,
     handler = s.handler,
     batch_handler = s.batch_handler,
     broadcast = s.broadcast == true,
+    idempotent = s.idempotent == true,
     max_attempts = s.max_attempts or tonumber(os.getenv("BUS_MAX_ATTEMPTS")) or 5,
     backoff = s.backoff or tonumber(os.getenv("BUS_BACKOFF_SECONDS")) or 0.5,
     backoff_max = s.backoff_max or 60,

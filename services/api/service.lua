@@ -32,6 +32,9 @@ return bus.define {
     route("GET", "/api/recurrence/preview", recurrence_preview.preview),
   },
   subscriptions = {
-    { topic = "task-events", group = "history", handler = history.on_event, batch_handler = history.on_events },
+    -- idempotent: a history row is keyed by its event id (ON CONFLICT DO NOTHING), so the
+    -- bus need not record each event as well (one bus_inbox row less per change)
+    { topic = "task-events", group = "history", handler = history.on_event, batch_handler = history.on_events,
+      idempotent = true },
   },
 }

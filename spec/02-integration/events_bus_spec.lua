@@ -160,6 +160,27 @@ describe("event bus (postgres)", function()
     end
   end)
 
+  it("keeps no idempotency records for an idempotent group (history), still one effect per event", function()
+    for v = 1, 3 do
+      local _, t = req(host, "POST", "/api/tasks", { title = "idem " .. v }, "idem-user")
+      req(host, "POST", "/api/tasks/" .. t.id .. "/complete", nil, "idem-user")
+    end
+    assert(drained(host, { "fx-a", "history" }), "consumers did not catch up")
+    assert.are.equal(0, count(host, "SELECT count(*) FROM bus_inbox WHERE grp = 'history'"))
+    assert.is_true(count(host, "SELECT count(*) FROM bus_inbox WHERE grp = 'fx-a'") >= 6)
+    local events = count(host, [[SELECT count(*) FROM bus_outbox WHERE topic = 'task-events'
+      AND key = 'idem-user']])
+    assert.are.equal(6, events)
+    assert.are.equal(6, count(host, "SELECT count(*) FROM task_history WHERE user_id = 'idem-user'"))
+    -- a rewound cursor redelivers everything: the history's own key keeps one row each
+    sql(host, "UPDATE bus_cursors SET seq = 0 WHERE grp = 'history'")
+    sql(host, "NOTIFY todo_bus")
+    assert(drained(host, { "history" }))
+    assert.are.equal(6, count(host, "SELECT count(*) FROM task_history WHERE user_id = 'idem-user'"))
+    assert.are.equal(0, count(host, [[SELECT count(*) FROM (SELECT event_id FROM task_history
+      GROUP BY event_id HAVING count(*) > 1) d]]))
+  end)
+
   it("redelivery after a rewound cursor changes nothing (idempotent consumers)", function()
     local before = count(host, "SELECT count(*) FROM fx_effects WHERE grp = 'fx-b'")
     sql(host, "UPDATE bus_cursors SET seq = 0 WHERE grp = 'fx-b'")

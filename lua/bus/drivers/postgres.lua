@@ -107,7 +107,8 @@ local FRESH = [[
 
 -- The fast path: one transaction for up to CLAIM_PARTITIONS partitions with work (so an
 -- event does not wait for its pump to visit the other busy partitions one transaction
--- at a time), their idempotency records in one statement, no savepoints, every claimed
+-- at a time), their idempotency records in one statement (none for an `idempotent`
+-- subscription), no savepoints, every claimed
 -- cursor advanced in one statement; with a `batch_handler`, one call per partition for
 -- its fresh events. Handlers run partition by partition, each partition in seq order.
 -- A partition whose head event is failing (attempts > 0) is left to the careful path;
@@ -133,13 +134,18 @@ local function fast(sub)
     local evs
     evs, e = tx:query(FETCH_MANY, sub.topic, pg.array(parts), pg.array(seqs), sub.batch)
     if not evs then return nil, e end
-    local ids = {}
-    for i, row in ipairs(evs) do ids[i] = row.event.id end
-    local fresh
-    fresh, e = tx:query(FRESH, sub.group, pg.array(ids))
-    if not fresh then return nil, e end
     local is_fresh = {}
-    for _, r in ipairs(fresh) do is_fresh[r.id] = true end
+    if sub.idempotent then
+      -- the handler's writes make a redelivery harmless: no records to keep
+      for _, row in ipairs(evs) do is_fresh[row.event.id] = true end
+    else
+      local ids = {}
+      for i, row in ipairs(evs) do ids[i] = row.event.id end
+      local fresh
+      fresh, e = tx:query(FRESH, sub.group, pg.array(ids))
+      if not fresh then return nil, e end
+      for _, r in ipairs(fresh) do is_fresh[r.id] = true end
+    end
     -- the events of each claimed partition, in order
     local by_part = {}
     for _, row in ipairs(evs) do
@@ -190,7 +196,7 @@ local function fast(sub)
         if row.seq > done_seq[i] then rest[#rest + 1] = row.event.id end
       end
     end
-    if #rest > 0 then
+    if #rest > 0 and not sub.idempotent then
       tx:query("DELETE FROM bus_inbox WHERE grp = $1 AND event_id = ANY($2::uuid[])", sub.group, pg.array(rest))
     end
     local r
