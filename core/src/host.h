@@ -71,7 +71,7 @@ int th_yield(lua_State *L, th_cancel_fn cancel, void *data);
  * May run Lua code and may finish (and free) the ctx: do not touch ctx after. */
 void th_resume(th_ctx *ctx, int nresults);
 
-/* Push the shared "null" value (cjson's null, a NULL lightuserdata) so that a
+/* Push the shared "null" value (json.null, a NULL lightuserdata) so that a
  * database NULL encodes as JSON null. */
 void th_push_null(lua_State *L);
 

@@ -1,142 +1,14 @@
-/* prim_json.c: the `json` module: encoding on lua-cjson (th_json_encode, also
- * used by the host for response bodies and log fields), decoding on yajl
- * (json_decode.c).
- *
- * lua-cjson 2.1.0 (Debian's) encodes every empty table as {}. Tables marked with
- * json.array (the pg primitive and query_all mark theirs) must encode as [], so
- * th_json_encode gives each empty marked table one sentinel element for the
- * duration of the encode and rewrites ["<sentinel>"] to [] afterwards. The
- * sentinel holds bytes that are never valid UTF-8, which no accepted input can
- * contain.
+/* prim_json.c: the `json` module: encode (th_json_encode, json_encode.c, also
+ * used by the host for response bodies and log fields), decode (th_json_decode,
+ * json_decode.c, on yajl), json.null and json.array.
  */
-#include <string.h>
-
 #include "host_internal.h"
 #include "primitives.h"
 
-int luaopen_cjson(lua_State *L);
-
-#define SENTINEL "\xff\xfe th-empty-array \xfe\xff"
-#define MAX_DEPTH 128
-
-/* Loads cjson once per state, configured, and keeps its encoder in the
- * registry. Decoding is json_decode.c's (cjson cannot keep [] apart from {}). */
-static void ensure_cjson(lua_State *L) {
-  if (lua_getfield(L, LUA_REGISTRYINDEX, "th.json.encode.raw") != LUA_TNIL) {
-    lua_pop(L, 1);
-    return;
-  }
-  lua_pop(L, 1);
-  luaL_requiref(L, "cjson", luaopen_cjson, 0);
-  lua_getfield(L, -1, "encode_max_depth");
-  lua_pushinteger(L, MAX_DEPTH);
-  lua_call(L, 1, 0);
-  lua_getfield(L, -1, "encode_invalid_numbers");
-  lua_pushboolean(L, 0);
-  lua_call(L, 1, 0);
-  lua_getfield(L, -1, "encode_number_precision");
-  lua_pushinteger(L, 14);
-  lua_call(L, 1, 0);
-  lua_getfield(L, -1, "encode");
-  lua_setfield(L, LUA_REGISTRYINDEX, "th.json.encode.raw");
-  lua_pop(L, 1);
-}
-
-/* Collect empty marked arrays reachable from the value at idx into the list
- * table at list_idx. */
-static void find_empty_arrays(lua_State *L, int idx, int list_idx, int depth) {
-  if (depth > MAX_DEPTH || lua_type(L, idx) != LUA_TTABLE) return;
-  idx = lua_absindex(L, idx);
-  lua_pushnil(L);
-  if (!lua_next(L, idx)) {
-    if (lua_getmetatable(L, idx)) {
-      luaL_getmetatable(L, "th.json.array");
-      int marked = lua_rawequal(L, -1, -2);
-      lua_pop(L, 2);
-      if (marked) {
-        lua_pushvalue(L, idx);
-        lua_rawseti(L, list_idx, (lua_Integer)luaL_len(L, list_idx) + 1);
-      }
-    }
-    return;
-  }
-  do {
-    if (lua_type(L, -1) == LUA_TTABLE) find_empty_arrays(L, -1, list_idx, depth + 1);
-    lua_pop(L, 1);
-  } while (lua_next(L, idx));
-}
-
-static void set_sentinels(lua_State *L, int list_idx, int on) {
-  lua_Integer n = luaL_len(L, list_idx);
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, list_idx, i);
-    if (on)
-      lua_pushliteral(L, SENTINEL);
-    else
-      lua_pushnil(L);
-    lua_rawseti(L, -2, 1);
-    lua_pop(L, 1);
-  }
-}
-
-int th_json_encode(lua_State *L, int idx, th_buf *out) {
-  idx = lua_absindex(L, idx);
-  ensure_cjson(L);
-  lua_newtable(L);
-  int list = lua_gettop(L);
-  find_empty_arrays(L, idx, list, 0);
-  int patched = luaL_len(L, list) > 0;
-  if (patched) set_sentinels(L, list, 1);
-  lua_getfield(L, LUA_REGISTRYINDEX, "th.json.encode.raw");
-  lua_pushvalue(L, idx);
-  int rc = lua_pcall(L, 1, 1, 0);
-  if (patched) set_sentinels(L, list, 0);
-  if (rc != LUA_OK) {
-    lua_remove(L, list);
-    return -1; /* message on top */
-  }
-  size_t n;
-  const char *s = lua_tolstring(L, -1, &n);
-  /* lua-cjson 2.1.0 writes every '/' as "\/"; valid, but noisy in paths and
-   * zone names. cjson never emits a bare '/', so each "\/" it wrote is an
-   * escaped slash (an escaped backslash is "\\" and is never followed by '/'). */
-  if (!patched && !memchr(s, '/', n)) {
-    th_buf_add(out, s, n);
-  } else {
-    /* Jump from one candidate to the next with memchr/memmem (a byte-by-byte
-     * loop here cost as much as cjson's own encoding of a task list). */
-    static const char pat[] = "[\"" SENTINEL "\"]";
-    size_t plen = sizeof pat - 1;
-    size_t start = 0, i = 0;
-    const char *next_pat = patched ? memmem(s, n, pat, plen) : NULL;
-    while (i < n) {
-      const char *bs = memchr(s + i, '\\', n - i);
-      if (next_pat && (!bs || next_pat < bs)) {
-        size_t at = (size_t)(next_pat - s);
-        th_buf_add(out, s + start, at - start);
-        th_buf_add(out, "[]", 2);
-        start = i = at + plen;
-        next_pat = memmem(s + i, n - i, pat, plen);
-        continue;
-      }
-      if (!bs) break;
-      size_t at = (size_t)(bs - s);
-      if (at + 1 < n && s[at + 1] == '/') {
-        th_buf_add(out, s + start, at - start);
-        th_buf_add(out, "/", 1);
-        start = at + 2;
-      }
-      i = at + 2; /* an escape is two bytes at least: "\\" is one backslash, skipped whole */
-    }
-    th_buf_add(out, s + start, n - start);
-  }
-  lua_pop(L, 2);
-  return 0;
-}
-
 /*** Encode a value as JSON. Tables marked with json.array encode as arrays,
- * also when empty. Raises on values JSON cannot hold (functions, NaN, cycles
- * deeper than 128 levels).
+ * also when empty; integers print exactly, floats with 14 significant digits.
+ * Raises on values JSON cannot hold (functions, NaN, cycles deeper than 128
+ * levels).
  * @param value
  * @treturn string
  */
@@ -202,7 +74,6 @@ int luaopen_th_json(lua_State *L) {
                                  {"array", l_array},
                                  {"is_array", l_is_array},
                                  {NULL, NULL}};
-  ensure_cjson(L);
   luaL_newlib(L, fns);
   th_push_null(L);
   lua_setfield(L, -2, "null");
