@@ -129,6 +129,16 @@ local function check_subscription(s, i, name)
   if s.idempotent ~= nil and type(s.idempotent) ~= "boolean" then
     error(where .. ": idempotent must be a boolean", 3)
   end
+  local concurrency = s.concurrency
+  if concurrency == nil and os.getenv("BUS_CONCURRENCY") then
+    concurrency = math.tointeger(tonumber(os.getenv("BUS_CONCURRENCY")))
+    if not concurrency or concurrency < 1 then
+      error("BUS_CONCURRENCY must be a positive integer, got '" .. os.getenv("BUS_CONCURRENCY") .. "'", 3)
+    end
+  end
+  if concurrency ~= nil and (math.type(concurrency) ~= "integer" or concurrency < 1) then
+    error(where .. ": concurrency must be a positive integer", 3)
+  end
   return {
     topic = s.topic,
     group = s.group or name,
@@ -139,7 +149,10 @@ local function check_subscription(s, i, name)
     max_attempts = s.max_attempts or tonumber(os.getenv("BUS_MAX_ATTEMPTS")) or 5,
     backoff = s.backoff or tonumber(os.getenv("BUS_BACKOFF_SECONDS")) or 0.5,
     backoff_max = s.backoff_max or 60,
-    concurrency = s.concurrency or 2,
+    -- One pump per process by default: a pump claims every partition with work at once
+    -- (BUS_CLAIM_PARTITIONS), so a second one woken by the same NOTIFY mostly finds them
+    -- taken (measured: 2.6x the claims, creations -12%, other groups' latency up).
+    concurrency = concurrency or 1,
     batch = s.batch or 100,
   }
 end

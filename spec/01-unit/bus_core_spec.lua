@@ -42,6 +42,20 @@ describe("bus", function()
     assert.are.equal("todo-chatbot/x", bus.source)
   end)
 
+  it("refuses a concurrency or idempotent flag that cannot work", function()
+    local function define(extra)
+      local s = { topic = "t", group = "g", handler = print }
+      for k, v in pairs(extra) do s[k] = v end
+      return bus.define { name = "x", subscriptions = { s } }
+    end
+    for _, bad in ipairs({ 0, -1, 1.5, "2" }) do
+      assert.has_error(function() define { concurrency = bad } end,
+        "x: subscriptions[1]: concurrency must be a positive integer")
+    end
+    assert.has_error(function() define { idempotent = "yes" } end, "x: subscriptions[1]: idempotent must be a boolean")
+    assert.are.equal("function", type(define({ concurrency = 3, idempotent = true }).on_start))
+  end)
+
   it("backs off exponentially up to a cap", function()
     local sub = { backoff = 0.5, backoff_max = 3 }
     assert.are.same({ 0.5, 1, 2, 3 }, { consumer.backoff(sub, 1), consumer.backoff(sub, 2),
