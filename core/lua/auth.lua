@@ -140,6 +140,14 @@ end
 local CACHE_TTL, CACHE_MAX = 30, 10000
 local cache, cache_n = {}, 0
 
+-- Store k = v in cache table t holding n entries, emptied first when full; returns the
+-- table and its new count (the claims cache and the bearer memo below).
+local function cache_put(t, n, k, v)
+  if n >= CACHE_MAX then t, n = {}, 0 end
+  t[k] = v
+  return t, n + 1
+end
+
 --- Verify a token: signature against the configured keys, exp / nbf / iat,
 -- issuer and audience when configured.
 -- @tparam string token the compact JWT (see `bearer`)
@@ -162,9 +170,7 @@ function auth.verify(token)
   if claims then
     local til = now + CACHE_TTL
     if math.type(claims.exp) == "integer" and claims.exp < til then til = claims.exp end
-    if cache_n >= CACHE_MAX then cache, cache_n = {}, 0 end
-    cache[token] = { claims = claims, til = til }
-    cache_n = cache_n + 1
+    cache, cache_n = cache_put(cache, cache_n, token, { claims = claims, til = til })
     return claims
   end
   if state.url and (code == "unknown_kid" or code == "no_keys") then
@@ -201,11 +207,7 @@ function auth.bearer(headers)
   local token = bearer_memo[value]
   if token then return token end
   token = value:match("^%s*[Bb][Ee][Aa][Rr][Ee][Rr] +([%w%-%._~%+/]+=*)%s*$")
-  if token then
-    if bearer_n >= CACHE_MAX then bearer_memo, bearer_n = {}, 0 end
-    bearer_memo[value] = token
-    bearer_n = bearer_n + 1
-  end
+  if token then bearer_memo, bearer_n = cache_put(bearer_memo, bearer_n, value, token) end
   return token
 end
 

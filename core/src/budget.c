@@ -18,7 +18,6 @@
  */
 #include <signal.h>
 #include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -26,12 +25,6 @@
 
 static lua_State *volatile running_thread; /* innermost thread executing Lua */
 static pid_t installed_pid;                /* interval timers do not survive fork */
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 lua_State *th_budget_swap(lua_State *L) {
   lua_State *prev = running_thread;
@@ -44,7 +37,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
   /* The running ctx, not the coroutine's own: coroutines created inside a
    * handler count against the handler's budget. */
   th_ctx *ctx = th_running_ctx();
-  uint64_t t = now_ns();
+  uint64_t t = th_now_ns();
   uint64_t budget = (uint64_t)th_cfg.cpu_budget_ms * 1000000u;
   if (ctx) {
     if (ctx->kind != TH_CTX_SCRIPT && ctx->cpu_used_ns + (t - ctx->slice_start_ns) > budget) {

@@ -45,7 +45,7 @@ void th_set_lua_root(const char *dir) {
   lua_root = dir ? strdup(dir) : NULL;
 }
 
-static uint64_t now_ns(void) {
+uint64_t th_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -297,11 +297,11 @@ static void th__run(th_ctx *ctx, int nargs) {
   /* Background tasks live long: their budget is per slice between waits, so a
    * consumer loop is stopped only when one slice runs away. */
   if (ctx->kind == TH_CTX_JOB) ctx->cpu_used_ns = 0;
-  ctx->slice_start_ns = now_ns();
+  ctx->slice_start_ns = th_now_ns();
   lua_State *outer_thread = th_budget_swap(ctx->co);
   int status = lua_resume(ctx->co, NULL, nargs, &nres);
   th_budget_swap(outer_thread);
-  ctx->cpu_used_ns += now_ns() - ctx->slice_start_ns;
+  ctx->cpu_used_ns += th_now_ns() - ctx->slice_start_ns;
   running_ctx = outer;
   if (status == LUA_YIELD) {
     if (ctx->waiting) return; /* waiting on a primitive: the loop resumes it */
@@ -360,7 +360,7 @@ int th_state_pcall_load(th_state *s, int nargs, int nres);
 int th_state_pcall_load(th_state *s, int nargs, int nres) {
   lua_State *L = s->L;
   /* No traceback: a start-up failure is one line naming the file and line. */
-  s->load_deadline_ns = now_ns() + (uint64_t)th_cfg.cpu_budget_ms * 1000000u * 5;
+  s->load_deadline_ns = th_now_ns() + (uint64_t)th_cfg.cpu_budget_ms * 1000000u * 5;
   lua_State *outer_thread = th_budget_swap(L);
   int rc = lua_pcall(L, nargs, nres, 0);
   th_budget_swap(outer_thread);

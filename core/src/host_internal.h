@@ -59,6 +59,8 @@ void th_state_maybe_close(th_state *s);
 th_ctx *th_ctx_new(th_state *s, th_ctx_kind kind);
 /* The ctx inside lua_resume now, or NULL (module loading, no Lua running). */
 th_ctx *th_running_ctx(void);
+/* CLOCK_MONOTONIC in nanoseconds: the clock of the CPU budget. */
+uint64_t th_now_ns(void);
 
 /* CPU budget (budget.c): the per-process tick, the thread running Lua (swap
  * returns the previous one, to restore), the sandbox's tracked coroutines. */

@@ -145,16 +145,6 @@ static void assign_request_id(th_request *r) {
   r->request_id[24] = '\0';
 }
 
-/* Decimal digits of v at the end of buf[0..20): returns where they start. */
-static char *decimal(char buf[20], size_t v) {
-  char *p = buf + 20;
-  do {
-    *--p = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  return p;
-}
-
 const char *th_request_header(const th_request *r, const char *name, size_t *len) {
   size_t nlen = strlen(name);
   for (int i = 0; i < r->nheaders; i++) {
@@ -360,7 +350,7 @@ void th_conn_respond(th_conn *c, th_response *res) {
   /* Built piece by piece: this runs once per response, and printf showed in profiles. */
   char digits[20], *d;
   th_buf_adds(o, "HTTP/1.1 ");
-  d = decimal(digits, (size_t)res->status);
+  d = th_decimal(digits + 20, (unsigned long long)res->status);
   th_buf_add(o, d, (size_t)(digits + 20 - d));
   th_buf_add(o, " ", 1);
   th_buf_adds(o, th_status_text(res->status));
@@ -371,7 +361,7 @@ void th_conn_respond(th_conn *c, th_response *res) {
   th_buf_add(o, "\r\n", 2);
   if (res->status != 204 && res->status != 304) {
     th_buf_adds(o, "Content-Length: ");
-    d = decimal(digits, res->body_len);
+    d = th_decimal(digits + 20, res->body_len);
     th_buf_add(o, d, (size_t)(digits + 20 - d));
     th_buf_add(o, "\r\n", 2);
   }

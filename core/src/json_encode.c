@@ -140,11 +140,7 @@ static int number_text(encoder *e, int idx, char *buf, const char **s, size_t *n
   if (lua_isinteger(L, idx)) {
     lua_Integer v = lua_tointeger(L, idx);
     lua_Unsigned u = v < 0 ? 0u - (lua_Unsigned)v : (lua_Unsigned)v;
-    char *p = buf + 32;
-    do {
-      *--p = (char)('0' + u % 10);
-      u /= 10;
-    } while (u);
+    char *p = th_decimal(buf + 32, u);
     if (v < 0) *--p = '-';
     *s = p;
     *n = (size_t)(buf + 32 - p);

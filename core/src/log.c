@@ -54,6 +54,14 @@ void th_buf_printf(th_buf *b, const char *fmt, ...) {
   free(big);
 }
 
+char *th_decimal(char *end, unsigned long long v) {
+  do {
+    *--end = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  return end;
+}
+
 void th_buf_json_escape(th_buf *b, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
   size_t start = 0;

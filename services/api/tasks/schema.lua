@@ -76,13 +76,11 @@ local function lower_cp(c)
   return c
 end
 
-local ASCII_LOWER = {}
-for c = 0x41, 0x5A do ASCII_LOWER[string.char(c)] = string.char(c + 32) end
-
 --- Lower-case a valid UTF-8 string (letters of the common alphabets).
 function M.lower(s)
-  -- Pure ASCII (most tags): one gsub instead of a table of code points (7x faster).
-  if not s:find("[\128-\255]") then return (s:gsub("[A-Z]", ASCII_LOWER)) end
+  -- Pure ASCII (most tags): string.lower (the host runs in the C locale, which lowers
+  -- A-Z only) instead of a table of code points.
+  if not s:find("[\128-\255]") then return s:lower() end
   local out = {}
   for _, c in utf8.codes(s) do out[#out + 1] = utf8.char(lower_cp(c)) end
   return table.concat(out)
