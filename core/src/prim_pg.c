@@ -948,7 +948,11 @@ static void conn_settle(th__conn *c) {
     pool_dispatch();
     return;
   }
-  if (c->shared && !c->draining && P.qwait.head && !P.wait.head) {
+  /* Waiting queries take it even while an acquire() waits too: the acquire()
+   * has its draining connections. Left free, this connection went unused until
+   * that transaction ended or a newer query came (pg_spec: "gives a freed
+   * connection to a waiting query while a transaction waits too"). */
+  if (c->shared && !c->draining && P.qwait.head) {
     th__req *q;
     while ((q = P.qwait.head) && c->q.n < P.depth) {
       rl_remove(&P.qwait, q);
