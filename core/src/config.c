@@ -12,34 +12,43 @@
 
 th_config th_cfg;
 
-typedef enum { T_INT, T_SIZE, T_STR, T_BOOL, T_LEVEL, T_GC } setting_type;
+typedef enum { T_INT, T_SIZE, T_STR, T_BOOL, T_CHOICE } setting_type;
 
 typedef struct {
   const char *env;  /* environment variable */
   const char *flag; /* command-line flag without the leading -- */
   setting_type type;
   void *field;
-  long min, max; /* for numbers */
+  long min, max;              /* for numbers */
+  const char *const *choices; /* T_CHOICE: the accepted values, NULL-terminated */
 } setting;
 
+static const char *const LEVELS[] = {"debug", "info", "warn", "error", NULL};
+static const char *const GC_MODES[] = {"generational", "incremental", NULL};
+static const char *const PLAN_CACHE_MODES[] = {"force_generic_plan", "auto", "force_custom_plan",
+                                               NULL};
+
 static setting settings[] = {
-    {"PORT", "port", T_INT, &th_cfg.port, 0, 65535},
-    {"HOST", "host", T_STR, &th_cfg.host, 0, 0},
-    {"WORKERS", "workers", T_INT, &th_cfg.workers, 1, 256},
-    {"DATABASE_URL", "database-url", T_STR, &th_cfg.database_url, 0, 0},
-    {"LOG_LEVEL", "log-level", T_LEVEL, &th_cfg.log_level, 0, 0},
-    {"MAX_BODY_BYTES", "max-body", T_SIZE, &th_cfg.max_body, 0, 1L << 30},
-    {"MAX_HEADER_BYTES", "max-header", T_SIZE, &th_cfg.max_header, 1024, 1L << 20},
-    {"HEADER_TIMEOUT_MS", "header-timeout", T_INT, &th_cfg.header_timeout_ms, 10, 3600000},
-    {"BODY_TIMEOUT_MS", "body-timeout", T_INT, &th_cfg.body_timeout_ms, 10, 3600000},
-    {"KEEPALIVE_TIMEOUT_MS", "keepalive-timeout", T_INT, &th_cfg.keepalive_timeout_ms, 10, 3600000},
-    {"MAX_CONNECTIONS", "max-connections", T_INT, &th_cfg.max_connections, 1, 1000000},
-    {"DRAIN_TIMEOUT_MS", "drain-timeout", T_INT, &th_cfg.drain_timeout_ms, 0, 3600000},
-    {"CPU_BUDGET_MS", "cpu-budget", T_INT, &th_cfg.cpu_budget_ms, 1, 3600000},
-    {"BUNDLE_MEMORY_MB", "bundle-memory", T_SIZE, &th_cfg.bundle_memory, 1, 1L << 20},
-    {"ACCESS_LOG", "access-log", T_BOOL, &th_cfg.access_log, 0, 1},
-    {"LUA_GC", "lua-gc", T_GC, &th_cfg.lua_gc, 0, 0},
-    {NULL, NULL, 0, NULL, 0, 0},
+    {"PORT", "port", T_INT, &th_cfg.port, 0, 65535, NULL},
+    {"HOST", "host", T_STR, &th_cfg.host, 0, 0, NULL},
+    {"WORKERS", "workers", T_INT, &th_cfg.workers, 1, 256, NULL},
+    {"DATABASE_URL", "database-url", T_STR, &th_cfg.database_url, 0, 0, NULL},
+    {"LOG_LEVEL", "log-level", T_CHOICE, &th_cfg.log_level, 0, 0, LEVELS},
+    {"MAX_BODY_BYTES", "max-body", T_SIZE, &th_cfg.max_body, 0, 1L << 30, NULL},
+    {"MAX_HEADER_BYTES", "max-header", T_SIZE, &th_cfg.max_header, 1024, 1L << 20, NULL},
+    {"HEADER_TIMEOUT_MS", "header-timeout", T_INT, &th_cfg.header_timeout_ms, 10, 3600000, NULL},
+    {"BODY_TIMEOUT_MS", "body-timeout", T_INT, &th_cfg.body_timeout_ms, 10, 3600000, NULL},
+    {"KEEPALIVE_TIMEOUT_MS", "keepalive-timeout", T_INT, &th_cfg.keepalive_timeout_ms, 10, 3600000,
+     NULL},
+    {"MAX_CONNECTIONS", "max-connections", T_INT, &th_cfg.max_connections, 1, 1000000, NULL},
+    {"DRAIN_TIMEOUT_MS", "drain-timeout", T_INT, &th_cfg.drain_timeout_ms, 0, 3600000, NULL},
+    {"CPU_BUDGET_MS", "cpu-budget", T_INT, &th_cfg.cpu_budget_ms, 1, 3600000, NULL},
+    {"BUNDLE_MEMORY_MB", "bundle-memory", T_SIZE, &th_cfg.bundle_memory, 1, 1L << 20, NULL},
+    {"ACCESS_LOG", "access-log", T_BOOL, &th_cfg.access_log, 0, 1, NULL},
+    {"LUA_GC", "lua-gc", T_CHOICE, &th_cfg.lua_gc, 0, 0, GC_MODES},
+    {"PG_PLAN_CACHE_MODE", "pg-plan-cache-mode", T_CHOICE, &th_cfg.pg_plan_cache_mode, 0, 0,
+     PLAN_CACHE_MODES},
+    {NULL, NULL, 0, NULL, 0, 0, NULL},
 };
 
 static void defaults(void) {
@@ -60,6 +69,7 @@ static void defaults(void) {
   th_cfg.bundle_memory = 256; /* MiB until scaled below */
   th_cfg.access_log = 1;
   th_cfg.lua_gc = "generational";
+  th_cfg.pg_plan_cache_mode = "force_generic_plan";
   th_cfg.watch = 0;
 }
 
@@ -68,21 +78,20 @@ static int apply(const setting *s, const char *value, const char *origin) {
   long n;
   switch (s->type) {
   case T_STR: *(const char **)s->field = value; return 0;
-  case T_LEVEL:
-    if (strcmp(value, "debug") && strcmp(value, "info") && strcmp(value, "warn") &&
-        strcmp(value, "error")) {
-      fprintf(stderr, "todo-host: %s=%s: expected debug, info, warn or error\n", origin, value);
-      return -1;
+  case T_CHOICE: {
+    for (const char *const *c = s->choices; *c; c++)
+      if (!strcmp(value, *c)) {
+        *(const char **)s->field = *c;
+        return 0;
+      }
+    char list[160] = "";
+    for (const char *const *c = s->choices; *c; c++) {
+      if (c != s->choices) strncat(list, c[1] ? ", " : " or ", sizeof list - strlen(list) - 1);
+      strncat(list, *c, sizeof list - strlen(list) - 1);
     }
-    *(const char **)s->field = value;
-    return 0;
-  case T_GC:
-    if (strcmp(value, "generational") && strcmp(value, "incremental")) {
-      fprintf(stderr, "todo-host: %s=%s: expected generational or incremental\n", origin, value);
-      return -1;
-    }
-    *(const char **)s->field = value;
-    return 0;
+    fprintf(stderr, "todo-host: %s=%s: expected %s\n", origin, value, list);
+    return -1;
+  }
   case T_BOOL:
     if (!strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "on")) {
       *(int *)s->field = 1;

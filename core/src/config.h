@@ -8,22 +8,23 @@
 
 typedef struct th_config {
   int port;
-  const char *host;         /* listen address, default 0.0.0.0 */
-  int workers;              /* worker processes; default = CPU count */
-  const char *database_url; /* may be NULL */
-  const char *log_level;    /* debug|info|warn|error */
-  size_t max_body;          /* bytes; 413 above */
-  size_t max_header;        /* bytes; 431 above */
-  int header_timeout_ms;    /* 408 when headers are not complete in time */
-  int body_timeout_ms;      /* 408 when the body stalls */
-  int keepalive_timeout_ms; /* idle keep-alive connections are closed */
-  int max_connections;      /* per worker; 503 above */
-  int drain_timeout_ms;     /* graceful shutdown bound */
-  int cpu_budget_ms;        /* per unit of work; 500 above */
-  size_t bundle_memory;     /* bytes per bundle state */
-  int access_log;           /* 1: one JSON line per request */
-  const char *lua_gc;       /* "generational" (default) or "incremental" */
-  int watch;                /* reload bundles when their files change */
+  const char *host;               /* listen address, default 0.0.0.0 */
+  int workers;                    /* worker processes; default = CPU count */
+  const char *database_url;       /* may be NULL */
+  const char *log_level;          /* debug|info|warn|error */
+  size_t max_body;                /* bytes; 413 above */
+  size_t max_header;              /* bytes; 431 above */
+  int header_timeout_ms;          /* 408 when headers are not complete in time */
+  int body_timeout_ms;            /* 408 when the body stalls */
+  int keepalive_timeout_ms;       /* idle keep-alive connections are closed */
+  int max_connections;            /* per worker; 503 above */
+  int drain_timeout_ms;           /* graceful shutdown bound */
+  int cpu_budget_ms;              /* per unit of work; 500 above */
+  size_t bundle_memory;           /* bytes per bundle state */
+  int access_log;                 /* 1: one JSON line per request */
+  const char *lua_gc;             /* "generational" (default) or "incremental" */
+  const char *pg_plan_cache_mode; /* PostgreSQL plan_cache_mode of every pool connection */
+  int watch;                      /* reload bundles when their files change */
 } th_config;
 
 extern th_config th_cfg;

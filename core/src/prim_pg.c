@@ -52,6 +52,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "config.h"
 #include "host.h"
 #include "host_internal.h"
 #include "pg.h"
@@ -657,13 +658,21 @@ static void connect_step(th__conn *c) {
     return;
   case PGRES_POLLING_OK:
     PQsetnonblocking(c->pg, 1);
-    /* Session settings the result typing relies on (timestamptz output). */
+    /* Session settings the result typing relies on (timestamptz output), and the
+     * plan cache mode (PG_PLAN_CACHE_MODE, one of config.c's fixed choices). Generic
+     * plans by default: with "auto" PostgreSQL replans a cached statement on every
+     * execution whenever it estimates a custom plan cheaper, e.g. a list page of 1-7
+     * tasks (LIMIT known), where planning took 5x the execution; and a custom plan
+     * can pick an index walk that is 20x slower for a user with many tasks. */
     c->io = IO_SETUP;
     if (conn_watch(c, UV_READABLE, 1) < 0) {
       conn_connect_failed(c, "cannot watch the socket");
       return;
     }
-    if (!PQsendQuery(c->pg, "SET TimeZone='UTC'; SET DateStyle='ISO'") || PQflush(c->pg) < 0)
+    char setup[160];
+    snprintf(setup, sizeof setup, "SET TimeZone='UTC'; SET DateStyle='ISO'; SET plan_cache_mode=%s",
+             th_cfg.pg_plan_cache_mode ? th_cfg.pg_plan_cache_mode : "force_generic_plan");
+    if (!PQsendQuery(c->pg, setup) || PQflush(c->pg) < 0)
       conn_connect_failed(c, PQerrorMessage(c->pg));
     return;
   default: conn_connect_failed(c, PQerrorMessage(c->pg)); return;

@@ -363,6 +363,24 @@ describe("pg", function()
       assert.are.equal(1, n)
     end)
 
+    it("runs cached statements on generic plans (PG_PLAN_CACHE_MODE, default force_generic_plan)", function()
+      -- PostgreSQL's own default ("auto") plans the first five executions for their
+      -- values, and every later one too whenever it estimates that cheaper.
+      local sql = "SELECT count(*) AS n FROM pg_spec_items WHERE id > $1 /* pg_spec generic */"
+      local plans = pg.tx(function(tx)
+        for i = 1, 3 do assert(tx:query(sql, i)) end
+        return tx:query([[SELECT generic_plans, custom_plans, current_setting('plan_cache_mode') AS mode
+          FROM pg_prepared_statements WHERE statement = $1]], sql)[1]
+      end)
+      assert.are.same({ generic_plans = 3, custom_plans = 0, mode = "force_generic_plan" }, plans)
+      local out, ok = child({ PG_PLAN_CACHE_MODE = "auto" }, [[
+        local pg = require "pg"
+        print("mode=" .. pg.query("SELECT current_setting('plan_cache_mode') AS m")[1].m)
+      ]])
+      assert.is_true(ok, out)
+      assert.truthy(out:find("mode=auto", 1, true), out)
+    end)
+
     it("re-prepares after the table's shape changed", function()
       assert(pg.query("CREATE TABLE IF NOT EXISTS pg_spec_shape (a int)"))
       local sql = "SELECT * FROM pg_spec_shape"
