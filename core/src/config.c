@@ -25,7 +25,7 @@ typedef struct {
 
 static const char *const LEVELS[] = {"debug", "info", "warn", "error", NULL};
 static const char *const GC_MODES[] = {"generational", "incremental", NULL};
-static const char *const PLAN_CACHE_MODES[] = {"force_generic_plan", "auto", "force_custom_plan",
+static const char *const PLAN_CACHE_MODES[] = {"auto", "force_generic_plan", "force_custom_plan",
                                                NULL};
 
 static setting settings[] = {
@@ -69,7 +69,7 @@ static void defaults(void) {
   th_cfg.bundle_memory = 256; /* MiB until scaled below */
   th_cfg.access_log = 1;
   th_cfg.lua_gc = "generational";
-  th_cfg.pg_plan_cache_mode = "force_generic_plan";
+  th_cfg.pg_plan_cache_mode = "auto";
   th_cfg.watch = 0;
 }
 

@@ -57,7 +57,7 @@ static void usage(FILE *f) {
       "  LUA_GC (generational | incremental)\n"
       "  PG_POOL_SIZE (8 per worker)  PG_POOL_TIMEOUT_MS (5000)  PG_PIPELINE_DEPTH (1: queries\n"
       "  in flight per shared connection; more pipelines standalone queries)\n"
-      "  PG_PLAN_CACHE_MODE (force_generic_plan | auto | force_custom_plan)\n"
+      "  PG_PLAN_CACHE_MODE (auto | force_generic_plan | force_custom_plan)\n"
       "  AUTH_JWKS_URL | AUTH_JWKS_FILE  AUTH_ISSUER  AUTH_AUDIENCE  AUTH_DEV_SECRET "
       "(development)\n"
       "  BUS (postgres | dapr)\n"

@@ -659,11 +659,12 @@ static void connect_step(th__conn *c) {
   case PGRES_POLLING_OK:
     PQsetnonblocking(c->pg, 1);
     /* Session settings the result typing relies on (timestamptz output), and the
-     * plan cache mode (PG_PLAN_CACHE_MODE, one of config.c's fixed choices). Generic
-     * plans by default: with "auto" PostgreSQL replans a cached statement on every
-     * execution whenever it estimates a custom plan cheaper, e.g. a list page of 1-7
-     * tasks (LIMIT known), where planning took 5x the execution; and a custom plan
-     * can pick an index walk that is 20x slower for a user with many tasks. */
+     * plan cache mode (PG_PLAN_CACHE_MODE, one of config.c's fixed choices). "auto",
+     * PostgreSQL's default, replans a cached statement on every execution while it
+     * estimates a custom plan cheaper: a list page of 1-7 tasks then spends 5x its
+     * execution planning; force_generic_plan saves that, but loses the custom plans
+     * that know a user's own task count (a search sorted by due date, 20,000 tasks:
+     * 1.7 ms custom, 5.7 ms generic). Measurements: docs/benchmarks.md. */
     c->io = IO_SETUP;
     if (conn_watch(c, UV_READABLE, 1) < 0) {
       conn_connect_failed(c, "cannot watch the socket");
@@ -671,7 +672,7 @@ static void connect_step(th__conn *c) {
     }
     char setup[160];
     snprintf(setup, sizeof setup, "SET TimeZone='UTC'; SET DateStyle='ISO'; SET plan_cache_mode=%s",
-             th_cfg.pg_plan_cache_mode ? th_cfg.pg_plan_cache_mode : "force_generic_plan");
+             th_cfg.pg_plan_cache_mode ? th_cfg.pg_plan_cache_mode : "auto");
     if (!PQsendQuery(c->pg, setup) || PQflush(c->pg) < 0)
       conn_connect_failed(c, PQerrorMessage(c->pg));
     return;

@@ -174,7 +174,7 @@ describe("start-up", function()
     assert.truthy(out:find("MAX_BODY_BYTES=lots: expected a whole number", 1, true), out)
     assert.truthy(out:find("exit=2", 1, true), out)
     out = run("run spec/fixtures/hello", "PG_PLAN_CACHE_MODE=sometimes")
-    assert.truthy(out:find("PG_PLAN_CACHE_MODE=sometimes: expected force_generic_plan, auto or " ..
+    assert.truthy(out:find("PG_PLAN_CACHE_MODE=sometimes: expected auto, force_generic_plan or " ..
       "force_custom_plan", 1, true), out)
     assert.truthy(out:find("exit=2", 1, true), out)
     out = run("run spec/fixtures/hello", "LOG_LEVEL=loud")
