@@ -62,6 +62,44 @@ function M.psql(sql, url)
   return out
 end
 
+--- One psql process kept open against `url`, for specs that query after every request
+-- (starting psql costs tens of milliseconds; a query on the open session well under
+-- one). `session.query(sql)` (one statement) returns the output like M.psql and raises
+-- on an error or after 30 s; `session.close()` ends it.
+function M.psql_session(url)
+  local out = os.tmpname()
+  local w = assert(io.popen("exec stdbuf -oL psql -X -At -q " .. sh_quote(url)
+    .. " >" .. sh_quote(out) .. " 2>&1", "w"))
+  local r = assert(io.open(out, "r"))
+  local n, pending = 0, ""
+  local session = {}
+  function session.query(sql)
+    n = n + 1
+    local mark = "--end of query " .. n .. "--"
+    w:write(sql, ";\n\\echo ", mark, "\n")
+    w:flush()
+    local deadline = socket.gettime() + 30
+    while true do
+      pending = pending .. r:read("a")
+      local s, e = pending:find(mark .. "\n", 1, true)
+      if s then
+        local result = pending:sub(1, s - 1)
+        pending = pending:sub(e + 1)
+        if result:find("ERROR:", 1, true) then error("psql session: " .. result, 2) end
+        return (result:gsub("%s+$", ""))
+      end
+      if socket.gettime() > deadline then error("psql session: no answer to " .. sql .. ":\n" .. pending, 2) end
+      M.sleep(0.001)
+    end
+  end
+  function session.close()
+    w:close()
+    r:close()
+    os.remove(out)
+  end
+  return session
+end
+
 --- Create a new empty database; returns its URL.
 function M.new_database()
   assert(M.admin_url, "TEST_PG_ADMIN_URL is not set: run the specs through scripts/test")
