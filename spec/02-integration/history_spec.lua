@@ -41,6 +41,13 @@ describe("task history", function()
     assert.are.equal(2, #act.items)
     assert.are.equal("completed", act.items[1].kind)
     assert.are.equal(422, (call("GET", "/api/activity?limit=0")))
+    -- an unknown parameter is refused, as on every other route, naming it
+    local s2, e = call("GET", "/api/activity?limit=2&since=yesterday")
+    assert.are.equal(422, s2)
+    assert.are.same({ "unknown_field", "since" }, { e.error.code, e.error.field })
+    s2, e = call("GET", "/api/tasks/" .. t.id .. "/history?order=asc")
+    assert.are.equal(422, s2)
+    assert.are.equal("order", e.error.field)
   end)
 
   it("undoes the latest change, and refuses (412) when the task changed since", function()

@@ -90,8 +90,16 @@ end
 local ENTRY = [[id, event_id::text AS event_id, user_id, task_id::text AS task_id, kind, version, changed,
   task, before, at]]
 
+-- The one query parameter of the two history lists (anything else answers 422, as on
+-- every other route).
 local function limit_of(req)
   local q = req.query or {}
+  for name in pairs(req.query_all or q) do
+    if name ~= "limit" then
+      return nil, errors.invalid(name, "unknown query parameter " .. errors.printable(name) .. "; allowed: limit",
+        "unknown_field")
+    end
+  end
   local n = q.limit and math.tointeger(tonumber(q.limit))
   if q.limit and (not n or n < 1 or n > M.LIMIT_MAX) then
     return nil, errors.invalid("limit", "limit must be an integer from 1 to " .. M.LIMIT_MAX)
