@@ -4,7 +4,10 @@
 -- every 4xx is the one JSON error shape (401 with WWW-Authenticate); a request answered
 -- with an error leaves the sender's tasks and events exactly as they were (no partial
 -- write); and the other user's tasks, events and history never change, though their ids
--- are in the paths and bodies. FUZZ_SEED and FUZZ_REQUESTS override the defaults.
+-- are in the paths and bodies. Then two users' requests sent together (so that the host
+-- coalesces them into shared statements): each gets only its own tasks, and neither
+-- user's rows or events take anything of the other's. FUZZ_SEED and FUZZ_REQUESTS
+-- override the defaults.
 local h = require "spec.helpers"
 local json = require "json"
 
@@ -283,4 +286,99 @@ describe("Task API under random input", function()
       assert.is_true(writes_done > 150, "only " .. writes_done .. " writes went through")
       assert.is_nil(host:log():find("stack traceback", 1, true), "a Lua error in the host's log")
     end)
+
+  -- Requests sent together reach the host in the same loop turn, where task reads,
+  -- creations and complete / reopen of different users share one statement
+  -- (tasks.coalesce): the answers must still be each sender's own.
+  it("keeps two users apart when their requests are coalesced together (seed " .. SEED .. ")", function()
+    local socket = require "socket"
+    local g = generator(SEED + 1)
+    local users = {}
+    for _, name in ipairs({ "alice", "bob" }) do
+      local u = { name = uid("batch-" .. name), ids = {} }
+      u.token = h.token(u.name)
+      for i = 1, 8 do
+        local status, task = host:request("POST", "/api/tasks",
+          { token = u.token, body = { title = name .. " " .. i } })
+        assert.are.equal(201, status)
+        u.ids[#u.ids + 1] = task.id
+      end
+      users[#users + 1] = u
+    end
+    users[1].prefix, users[2].prefix = "alice", "bob"
+    local function other(u) return u == users[1] and users[2] or users[1] end
+
+    -- One request: its raw bytes and what the answer must be.
+    local function make(u)
+      local mine = g.chance(0.5)
+      local id = g.pick(mine and u.ids or other(u).ids)
+      local k = g.int(6)
+      local method, path, body
+      if k == 1 then method, path = "GET", "/api/tasks/" .. id
+      elseif k == 2 then method, path = "POST", "/api/tasks/" .. id .. "/complete"
+      elseif k == 3 then method, path = "POST", "/api/tasks/" .. id .. "/reopen"
+      elseif k == 4 then
+        method, path, body = "PATCH", "/api/tasks/" .. id, json.encode({ title = u.prefix .. " edited" })
+      elseif k == 5 and g.chance(0.3) then
+        method, path = "DELETE", "/api/tasks/" .. id
+      else
+        method, path, body, mine, id = "POST", "/api/tasks", json.encode({ title = u.prefix .. " new" }), true, nil
+      end
+      local raw = method .. " " .. path .. " HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer "
+        .. u.token .. "\r\n"
+      if body then raw = raw .. "Content-Type: application/json\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body
+      else raw = raw .. "\r\n" end
+      return { raw = raw, user = u, mine = mine, id = id, what = u.prefix .. ": " .. method .. " " .. path }
+    end
+
+    local crossed, own_ok = 0, 0
+    for _ = 1, 25 do
+      local batch, conns = {}, {}
+      for i = 1, 32 do batch[i] = make(g.chance(0.5) and users[1] or users[2]) end
+      for i = 1, #batch do
+        local c = socket.tcp()
+        c:settimeout(30)
+        assert(c:connect("127.0.0.1", host.port))
+        conns[i] = c
+      end
+      for i, r in ipairs(batch) do conns[i]:send(r.raw) end
+      for i, r in ipairs(batch) do
+        local status, raw = h.read_response(conns[i])
+        conns[i]:close()
+        assert.is_number(status, r.what .. ": no answer")
+        if not r.mine then
+          assert.are.equal(404, status, r.what .. " (another user's task): " .. tostring(raw))
+          crossed = crossed + 1
+        else
+          assert.is_true(status == 200 or status == 201 or status == 204 or status == 404,
+            r.what .. ": " .. status .. " " .. tostring(raw))
+          if status == 200 or status == 201 then
+            local task = json.decode(raw)
+            assert.are.equal(r.user.prefix, task.title:match("^%a+"), r.what .. ": another user's task came back")
+            if r.id then assert.are.equal(r.id, task.id, r.what) end
+            if status == 201 then r.user.ids[#r.user.ids + 1] = task.id end
+            own_ok = own_ok + 1
+          end
+        end
+      end
+    end
+    assert.is_true(crossed > 200 and own_ok > 200, crossed .. " cross-user and " .. own_ok .. " own requests")
+    -- The two users' writes did share transactions (rows written by one transaction share
+    -- its xmin), so the above checked coalesced batches, not requests one by one.
+    local shared = psql("SELECT count(*) FROM (SELECT xmin::text FROM tasks WHERE user_id IN ('" .. users[1].name
+      .. "', '" .. users[2].name .. "') GROUP BY 1 HAVING count(DISTINCT user_id) = 2) x")
+    assert.is_true(tonumber(shared) > 0, "no transaction wrote both users' tasks")
+    -- Nothing of one user's changed through the other's requests, nor was published for
+    -- the other: every task keeps its owner's titles; every event names its key's user.
+    for _, u in ipairs(users) do
+      local foreign = psql("SELECT count(*) FROM tasks WHERE user_id = '" .. u.name .. "' AND title NOT LIKE '"
+        .. u.prefix .. " %'")
+      assert.are.equal("0", foreign, u.prefix .. "'s tasks carry the other user's titles")
+      local stray = psql("SELECT count(*) FROM bus_outbox WHERE key = '" .. u.name .. "' AND ("
+        .. "event->'data'->>'user_id' <> '" .. u.name .. "' OR event->'data'->'task_data'->>'title' NOT LIKE '"
+        .. u.prefix .. " %')")
+      assert.are.equal("0", stray, u.prefix .. "'s events carry the other user's data")
+    end
+    assert.is_nil(host:log():find("stack traceback", 1, true), "a Lua error in the host's log")
+  end)
 end)
