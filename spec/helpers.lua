@@ -332,19 +332,15 @@ function M.raw(port, bytes, timeout)
   return table.concat(chunks)
 end
 
---- Send `n` requests at once on `n` connections and wait for all answers;
--- returns a list of {status=, body=, at=seconds since start}.
-function M.concurrent(port, n, method, path_fn, opts)
-  opts = opts or {}
+--- Send raw HTTP requests (strings) at once, each on its own connection, and wait for
+-- all answers; returns a list of {status=, body=, at=seconds since start}.
+function M.send_together(port, raws)
   local conns, results, t0 = {}, {}, socket.gettime()
-  for i = 1, n do
+  for i, raw in ipairs(raws) do
     local c = socket.tcp()
     c:settimeout(30)
     assert(c:connect("127.0.0.1", port))
-    local path = type(path_fn) == "function" and path_fn(i) or path_fn
-    local hdr = method .. " " .. path .. " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-    if opts.token then hdr = hdr .. "Authorization: Bearer " .. opts.token .. "\r\n" end
-    c:send(hdr .. "\r\n")
+    c:send(raw)
     conns[i] = c
   end
   for i, c in ipairs(conns) do
@@ -353,6 +349,20 @@ function M.concurrent(port, n, method, path_fn, opts)
     c:close()
   end
   return results
+end
+
+--- Send `n` requests at once on `n` connections and wait for all answers;
+-- returns a list of {status=, body=, at=seconds since start}.
+function M.concurrent(port, n, method, path_fn, opts)
+  opts = opts or {}
+  local raws = {}
+  for i = 1, n do
+    local path = type(path_fn) == "function" and path_fn(i) or path_fn
+    local hdr = method .. " " .. path .. " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    if opts.token then hdr = hdr .. "Authorization: Bearer " .. opts.token .. "\r\n" end
+    raws[i] = hdr .. "\r\n"
+  end
+  return M.send_together(port, raws)
 end
 
 return M

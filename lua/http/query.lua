@@ -5,6 +5,17 @@
 
 local M = {}
 
+--- The names of the parameters present, sorted (so that the first one at fault is
+-- always the same whatever the hash order: routes refuse unknown names with it).
+-- @tparam table req the request (`query`, `query_all`)
+-- @treturn table array of strings
+function M.names(req)
+  local names = {}
+  for name in pairs(req.query_all or req.query or {}) do names[#names + 1] = name end
+  table.sort(names)
+  return names
+end
+
 --- The value of a parameter (the first when repeated), or nil when absent.
 -- @tparam table req the request (`query`, `query_all`)
 -- @tparam string name

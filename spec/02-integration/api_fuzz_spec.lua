@@ -291,7 +291,6 @@ describe("Task API under random input", function()
   -- creations and complete / reopen of different users share one statement
   -- (tasks.coalesce): the answers must still be each sender's own.
   it("keeps two users apart when their requests are coalesced together (seed " .. SEED .. ")", function()
-    local socket = require "socket"
     local g = generator(SEED + 1)
     local users = {}
     for _, name in ipairs({ "alice", "bob" }) do
@@ -333,18 +332,14 @@ describe("Task API under random input", function()
 
     local crossed, own_ok = 0, 0
     for _ = 1, 25 do
-      local batch, conns = {}, {}
-      for i = 1, 32 do batch[i] = make(g.chance(0.5) and users[1] or users[2]) end
-      for i = 1, #batch do
-        local c = socket.tcp()
-        c:settimeout(30)
-        assert(c:connect("127.0.0.1", host.port))
-        conns[i] = c
+      local batch, raws = {}, {}
+      for i = 1, 32 do
+        batch[i] = make(g.chance(0.5) and users[1] or users[2])
+        raws[i] = batch[i].raw
       end
-      for i, r in ipairs(batch) do conns[i]:send(r.raw) end
+      local answers = h.send_together(host.port, raws)
       for i, r in ipairs(batch) do
-        local status, raw = h.read_response(conns[i])
-        conns[i]:close()
+        local status, raw = answers[i].status, answers[i].body
         assert.is_number(status, r.what .. ": no answer")
         if not r.mine then
           assert.are.equal(404, status, r.what .. " (another user's task): " .. tostring(raw))

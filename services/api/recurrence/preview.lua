@@ -25,10 +25,7 @@ M.PARAMS = { rule = true, phrase = true, start = true, tz = true, count = true }
 
 --- GET /api/recurrence/preview (authenticated by the manifest)
 function M.preview(req)
-  local names = {}
-  for name in pairs(req.query_all or req.query or {}) do names[#names + 1] = name end
-  table.sort(names)
-  for _, name in ipairs(names) do
+  for _, name in ipairs(query.names(req)) do
     if not M.PARAMS[name] then
       return errors.invalid(name, "unknown query parameter " .. errors.printable(name)
         .. "; allowed: rule (or phrase), start, tz, count", "unknown_field")

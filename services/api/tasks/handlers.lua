@@ -5,6 +5,7 @@
 
 local errors = require "http.errors"
 local guard = require "http.guard"
+local query = require "http.query"
 local schema = require "tasks.schema"
 local bulk = require "tasks.bulk"
 local repo = require "tasks.repo"
@@ -189,7 +190,7 @@ end
 
 --- GET /api/tags
 function M.tags(req)
-  local name = next(req.query_all or req.query or {})
+  local name = query.names(req)[1]
   if name ~= nil then
     return errors.invalid(name, "GET /api/tags takes no query parameters", "unknown_field")
   end

@@ -9,6 +9,7 @@
 local pg = require "pg"
 local json = require "json"
 local errors = require "http.errors"
+local query = require "http.query"
 local repo = require "tasks.repo"
 local schema = require "tasks.schema"
 local bulk = require "tasks.bulk"
@@ -94,7 +95,7 @@ local ENTRY = [[id, event_id::text AS event_id, user_id, task_id::text AS task_i
 -- every other route).
 local function limit_of(req)
   local q = req.query or {}
-  for name in pairs(req.query_all or q) do
+  for _, name in ipairs(query.names(req)) do
     if name ~= "limit" then
       return nil, errors.invalid(name, "unknown query parameter " .. errors.printable(name) .. "; allowed: limit",
         "unknown_field")

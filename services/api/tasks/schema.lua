@@ -416,10 +416,7 @@ end
 -- @tparam table req the request (query, query_all)
 -- @return options table, or nil, field, message, code
 function M.list_options(req)
-  local names = {}
-  for name in pairs(req.query_all or req.query or {}) do names[#names + 1] = name end
-  table.sort(names)
-  for _, name in ipairs(names) do
+  for _, name in ipairs(query.names(req)) do
     if not M.LIST_PARAMS[name] then
       return nil, name, "unknown query parameter " .. printable(name) .. "; allowed: status, priority, tag, "
         .. "tags_mode, due_before, due_after, overdue, q, sort, order, limit, cursor", "unknown_field"
