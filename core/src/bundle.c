@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "host_internal.h"
+#include "ws/ws_host.h"
 
 int th_state_pcall_load(th_state *s, int nargs, int nres);
 
@@ -171,7 +172,7 @@ static th_state *load_bundle(th_generation *g, const char *dir, char *err, size_
     th_state_free(s);
     return NULL;
   }
-  if (collect_routes(g, s, file, err, errlen) < 0) {
+  if (th_ws_manifest(s, file, err, errlen) < 0 || collect_routes(g, s, file, err, errlen) < 0) {
     th_state_free(s);
     return NULL;
   }

@@ -26,6 +26,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "ws/ws_host.h"
 #include "primitives.h"
 #include "watch.h"
 
@@ -149,6 +150,7 @@ static void begin_shutdown(void) {
     uv_timer_start(&drain_timer, on_drain_timeout, (uint64_t)th_cfg.drain_timeout_ms, 0);
   th_jobs_on_idle(maybe_finish);
   th_states_signal_stop();
+  th_ws_drain();
   th_server_drain(on_conns_drained);
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "host_internal.h"
+#include "ws/ws_host.h"
 
 static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
@@ -93,6 +94,7 @@ static void visit_state(const th_state *s, void *arg) {
 
 void th_metrics_render(th_buf *out) {
   int pid = (int)getpid();
+  th_ws_metrics_render(out);
   th_buf_adds(out,
               "# HELP todo_host_http_requests_total HTTP requests by route, method and status.\n"
               "# TYPE todo_host_http_requests_total counter\n");

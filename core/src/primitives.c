@@ -1,6 +1,7 @@
 /* primitives.c: the one table of C modules and the embedded Lua facades that
  * every state can require (see primitives.h). */
 #include "primitives.h"
+#include "ws/ws_host.h"
 
 #include <lauxlib.h>
 #include <stddef.h>
@@ -24,6 +25,7 @@ static const luaL_Reg c_modules[] = {
     {"http.core", luaopen_th_http_core},
     {"tz", luaopen_th_tz},
     {"task", luaopen_th_task},
+    {"ws.core", luaopen_th_ws_core},
     {NULL, NULL},
 };
 
@@ -54,6 +56,7 @@ void th_primitives_preload(lua_State *L) {
 }
 
 void th_primitives_shutdown(void) {
+  th_ws_shutdown();
   th_pg_shutdown();
   th_http_shutdown();
   th_jwt_reset();
