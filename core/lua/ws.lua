@@ -143,7 +143,8 @@ function M.install(manifest)
     if ep[name] ~= nil and type(ep[name]) ~= "function" then error("websocket." .. name .. " must be a function", 0) end
   end
   manifest.routes = manifest.routes or {}
-  table.insert(manifest.routes, { method = "GET", path = ep.path, handler = function(req) return M.handshake(ep, req) end })
+  local function handshake(req) return M.handshake(ep, req) end
+  table.insert(manifest.routes, { method = "GET", path = ep.path, handler = handshake })
   if not origins() then
     log("warn", "ws: WS_ALLOWED_ORIGINS is empty: every Origin may open " .. ep.path, {})
   end

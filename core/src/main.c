@@ -133,7 +133,7 @@ static void on_drain_timeout(uv_timer_t *t) {
 /* Shutdown finishes when the connections are drained and the background
  * tasks have returned, whichever comes last. */
 static void maybe_finish(void) {
-  if (conns_drained && th_jobs_active() == 0) finish_shutdown();
+  if (conns_drained && th_jobs_active() == 0 && th_ws_open_connections() == 0) finish_shutdown();
 }
 
 static void on_conns_drained(void) {
@@ -150,7 +150,7 @@ static void begin_shutdown(void) {
     uv_timer_start(&drain_timer, on_drain_timeout, (uint64_t)th_cfg.drain_timeout_ms, 0);
   th_jobs_on_idle(maybe_finish);
   th_states_signal_stop();
-  th_ws_drain();
+  th_ws_drain(maybe_finish);
   th_server_drain(on_conns_drained);
 }
 

@@ -57,6 +57,17 @@ static int on_receive(struct lws *wsi, th_ws_conn *c, const char *in, size_t len
   return 0;
 }
 
+/* Shutdown: th_ws_drain's callback, run once the last connection closed. */
+static void (*drained_cb)(void);
+static uv_timer_t drained_timer;
+
+static void on_drained(uv_timer_t *t) {
+  void (*cb)(void) = drained_cb;
+  drained_cb = NULL;
+  uv_close((uv_handle_t *)t, NULL);
+  if (cb) cb();
+}
+
 static void on_closed(th_ws_conn *c) {
   if (c->closed) return;
   c->closed = 1;
@@ -65,6 +76,8 @@ static void on_closed(th_ws_conn *c) {
   c->wsi = NULL;
   th_ws__conn_free(c);
   th_ws__on_close(c, code);
+  /* Not from inside this callback: the shutdown it lets go on destroys the context. */
+  if (drained_cb && th_ws__count() == 0) uv_timer_start(&drained_timer, on_drained, 0, 0);
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -184,7 +197,12 @@ int th_ws__adopt(th_ctx *ctx, th_ws_conn *c) {
   return 0;
 }
 
-void th_ws_drain(void) {
+int th_ws_open_connections(void) { return th_ws__count(); }
+
+void th_ws_drain(void (*on_all_closed)(void)) {
+  if (!th_ws__count()) return;
+  drained_cb = on_all_closed;
+  uv_timer_init(th_loop(), &drained_timer);
   for (th_ws_conn *c = th_ws__all_first(); c; c = c->all_next)
     th_ws__close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
 }
