@@ -41,10 +41,10 @@ bench: bootstrap build
 
 lint:
 	luacheck -q core/lua lua services spec bench
-	clang-format --dry-run --Werror core/src/*.[ch] core/tests/*.[ch]
+	clang-format --dry-run --Werror core/src/*.[ch] core/src/ws/*.[ch] core/tests/*.[ch]
 
 format:
-	clang-format -i core/src/*.[ch] core/tests/*.[ch]
+	clang-format -i core/src/*.[ch] core/src/ws/*.[ch] core/tests/*.[ch]
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)
