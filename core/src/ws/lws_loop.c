@@ -121,6 +121,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
   case LWS_CALLBACK_CLOSED:
   case LWS_CALLBACK_WSI_DESTROY:
     c = lws_get_opaque_user_data(wsi);
+    /* CLOSED, then WSI_DESTROY: the first one finishes c, which may be freed then. */
+    lws_set_opaque_user_data(wsi, NULL);
     if (c && c->wsi == wsi) on_closed(c);
     return 0;
   default: return 0;
