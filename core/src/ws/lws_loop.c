@@ -130,7 +130,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static const struct lws_protocols protocols[] = {
-    {"todo-host", callback, 0, 4096, 0, NULL, 0},
+    {"todo-host", callback, 0, 1024, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -164,6 +164,7 @@ struct lws_vhost *th_ws__vhost(void) {
   retry.secs_since_valid_ping = (uint16_t)th_ws_cfg.ping_seconds;
   retry.secs_since_valid_hangup = (uint16_t)th_ws_cfg.idle_timeout_seconds;
   info.retry_and_idle_policy = &retry;
+  info.pcontext = &context;
   context = lws_create_context(&info);
   if (!context) {
     creation_failed = 1;
@@ -209,12 +210,27 @@ void th_ws_drain(void (*on_all_closed)(void)) {
     th_ws__close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
 }
 
+static uv_timer_t finish_timer;
+
+static void on_finish_tick(uv_timer_t *t) {
+  static int ticks;
+  if (context && ++ticks <= 200) lws_context_destroy(context);
+  if (!context || ticks > 200) uv_close((uv_handle_t *)t, NULL);
+}
+
 void th_ws_shutdown(void) {
   if (!context) return;
   /* Connections still open are closed now; their on_close handlers do not run (the
    * states are about to close). */
   th_ws_stop_handlers();
   lws_context_destroy(context);
-  context = NULL;
   vhost = NULL;
+  /* With a foreign loop the destruction goes on in the loop's callbacks, and lws may
+   * need to be called again once its handles closed before it frees the context
+   * (lws_context_destroy2/3; it sets `context` to NULL through info.pcontext when done).
+   * Without this, LeakSanitizer found the whole context left at exit. */
+  if (context) {
+    uv_timer_init(th_loop(), &finish_timer);
+    uv_timer_start(&finish_timer, on_finish_tick, 10, 10);
+  }
 }
