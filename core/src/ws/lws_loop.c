@@ -212,10 +212,21 @@ void th_ws_drain(void (*on_all_closed)(void)) {
 
 static uv_timer_t finish_timer;
 
+static void count_others(uv_handle_t *h, void *arg) {
+  if (h != (uv_handle_t *)&finish_timer) ++*(int *)arg;
+}
+
+/* The last step of destroying the context frees what lws keeps for the loop and
+ * unloads its libuv plugin: only once no handle is left on the loop (lws's own close
+ * callbacks live in that plugin). Then lws needs to be called again to get there. */
 static void on_finish_tick(uv_timer_t *t) {
   static int ticks;
-  if (context && ++ticks <= 200) lws_context_destroy(context);
-  if (!context || ticks > 200) uv_close((uv_handle_t *)t, NULL);
+  int others = 0;
+  uv_walk(t->loop, count_others, &others);
+  if (context && others == 0)
+    for (int i = 0; context && i < 3; i++)
+      lws_context_destroy(context);
+  if (!context || ++ticks > 500) uv_close((uv_handle_t *)t, NULL);
 }
 
 void th_ws_shutdown(void) {
@@ -225,10 +236,11 @@ void th_ws_shutdown(void) {
   th_ws_stop_handlers();
   lws_context_destroy(context);
   vhost = NULL;
-  /* With a foreign loop the destruction goes on in the loop's callbacks, and lws may
-   * need to be called again once its handles closed before it frees the context
-   * (lws_context_destroy2/3; it sets `context` to NULL through info.pcontext when done).
-   * Without this, LeakSanitizer found the whole context left at exit. */
+  /* With a foreign loop the destruction goes on in the loop's close callbacks, and lws
+   * must be called again once they are done before it frees the context
+   * (lws_context_destroy2/3; `context` turns NULL through info.pcontext). Without this,
+   * LeakSanitizer found the whole context left at exit; called too early, it unloads
+   * the plugin whose close callbacks are still queued (a crash at exit). */
   if (context) {
     uv_timer_init(th_loop(), &finish_timer);
     uv_timer_start(&finish_timer, on_finish_tick, 10, 10);
