@@ -1,7 +1,7 @@
 # todo-host: the two commands first.
 #   make run    everything up on this machine (PostgreSQL under .data/, all bundles on :8080)
 #   make test   C tests, Lua specs against a real PostgreSQL, then the same under ASan+UBSan
-.PHONY: run test build build-asan test-fast test-asan bench lint format clean bootstrap
+.PHONY: run test build build-asan test-fast test-asan bench bench-ws lint format clean bootstrap
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
@@ -38,6 +38,10 @@ test-asan: bootstrap build-asan
 
 bench: bootstrap build
 	@scripts/bench $(BUILD)
+
+# WebSocket: memory per connection, fan-out and broadcast latency (docs/benchmarks.md).
+bench-ws: bootstrap build
+	@scripts/bench-ws $(BUILD)
 
 lint:
 	luacheck -q core/lua lua services spec bench
