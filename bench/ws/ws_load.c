@@ -149,7 +149,7 @@ int main(int argc, char **argv) {
     while (started < n_conns && started - hellos - failed < 200)
       connect_one(started++);
     lws_service(context, 0);
-    if (!ready_written && hellos + failed >= n_conns) write_ready();
+    if (!ready_written && hellos + failed + closed >= n_conns) write_ready();
   }
   fflush(out);
   fclose(out);

@@ -5,6 +5,7 @@
 -- @module websocket.log
 
 local pg = require "pg"
+local batch = require "batch"
 
 local M = {}
 
@@ -14,15 +15,30 @@ M.WINDOW = math.tointeger(tonumber(os.getenv("WS_RESUME_WINDOW_SECONDS") or ""))
 --- Rows a replay reads per query.
 M.PAGE = 500
 
+-- Positions of the users asked for in one loop turn, in one statement: a reconnect
+-- storm (every client of a restarted replica at once) costs a few queries, not one per
+-- connection.
+local positions = batch.new(function(users)
+  local rows, err = pg.query("SELECT user_id, last_id, pruned_through FROM ws_log_users WHERE user_id = ANY($1)",
+    pg.array(users))
+  if not rows then return nil, err end
+  local by = {}
+  for _, r in ipairs(rows) do by[r.user_id] = r end
+  local out = {}
+  for i, u in ipairs(users) do
+    local r = by[u]
+    out[i] = r and { r.last_id, r.pruned_through } or { 0, 0 }
+  end
+  return out
+end, { max = 500 })
+
 --- The user's newest event id and the newest pruned one.
 -- @tparam string user
 -- @return newest, pruned_through (0, 0 for a user with no events) | nil, message
 function M.position(user)
-  local rows, err = pg.query("SELECT last_id, pruned_through FROM ws_log_users WHERE user_id = $1", user)
-  if not rows then return nil, err end
-  local r = rows[1]
-  if not r then return 0, 0 end
-  return r.last_id, r.pruned_through
+  local r, err = positions(user)
+  if not r then return nil, err end
+  return r[1], r[2]
 end
 
 --- Events of `user` with after < event_id <= upto, in order, at most `limit`.
