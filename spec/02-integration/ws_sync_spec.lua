@@ -155,6 +155,50 @@ describe("websocket sync", function()
   end)
 end)
 
+describe("websocket sync: reminders and reload", function()
+  local host
+  setup(function() host = h.start { bundles = { "services/api", "services/websocket" } } end)
+  teardown(function() if host then host:stop() end end)
+
+  it("forwards reminder.due events in the user's sequence, and replays them", function()
+    local user = "remind-hal"
+    local c = wsc.open { port = host.port, token = h.token(user), seconds = 6, send = { { type = "ping" } } }
+    assert.is_truthy(c:wait_count(2))
+    local status, task = host:request("POST", "/api/tasks", { token = h.token(user), body = { title = "Call mum" } })
+    assert.are.equal(201, status)
+    local out, ok = h.sh("env DATABASE_URL=" .. h.sh_quote(host.database_url) .. " " .. h.sh_quote(h.host_bin) ..
+      " script spec/support/publish_reminder.lua " .. user .. " " .. task.id .. " 'Call mum'")
+    assert(ok, out)
+    local got = c:wait(function(m) return #wsc.of_type(m, "reminder.due") == 1 end)
+    assert.is_truthy(got, json.encode(c:messages()))
+    local r = wsc.of_type(got, "reminder.due")[1]
+    assert.are.equal(2, r.event_id) -- after the task's creation (1)
+    assert.are.same({ task_id = task.id, title = "Call mum", due_at = "2026-12-05T09:00:00Z",
+                      remind_at = "2026-12-05T08:45:00Z" }, r.reminder)
+    validate(tables(got))
+    local again = wsc.open { port = host.port, token = h.token(user), seconds = 3,
+      send = { { type = "resume", after = 1 } } }
+    got = again:wait(function(m) return #wsc.of_type(m, "resumed") == 1 end)
+    assert.is_truthy(got)
+    assert.are.same({ 2 }, ids_of(got))
+    assert.are.equal("reminder.due", got[2].type)
+  end)
+
+  it("keeps open connections working across a SIGHUP reload", function()
+    local user = "reload-ivy"
+    local c = wsc.open { port = host.port, token = h.token(user), seconds = 8,
+      send = { { type = "ping", id = 1 } } }
+    assert.is_truthy(c:wait(function(m) return #wsc.of_type(m, "pong") == 1 end))
+    os.execute("kill -HUP " .. host.pid)
+    assert.is_truthy(h.eventually(function() return host:log():find("reloaded", 1, true) end, 10), host:log())
+    local status = host:request("POST", "/api/tasks", { token = h.token(user), body = { title = "after reload" } })
+    assert.are.equal(201, status)
+    local got = c:wait(function(m) return #wsc.of_type(m, "task.created") == 1 end)
+    assert.is_truthy(got, json.encode(c:messages()))
+    assert.are.equal("after reload", wsc.of_type(got, "task.created")[1].task.title)
+  end)
+end)
+
 describe("websocket sync with two workers", function()
   it("delivers on every connection whichever worker holds it", function()
     local host = h.start { bundles = { "services/api", "services/websocket" }, workers = 2 }
