@@ -156,6 +156,20 @@ describe("ws primitive lifecycle", function()
       "the silent connection was not dropped")
   end)
 
+  it("answers 503 at the handshake over WS_MAX_CONNECTIONS in a worker", function()
+    local host = h.start { bundles = { "spec/fixtures/ws-echo" }, no_database = true,
+      env = { WS_MAX_CONNECTIONS = 2 } }
+    finally(function() host:stop() end)
+    local open = {}
+    for i = 1, 2 do
+      open[i] = wsc.open { port = host.port, path = "/echo", protocols = { "echo.v1" }, token = h.token("cap"),
+        seconds = 5 }
+      assert.is_truthy(open[i]:wait_count(1))
+    end
+    local third = wsc.open { port = host.port, path = "/echo", protocols = { "echo.v1" }, token = h.token("cap") }
+    assert.are.equal(503, third:wait_record("refused").refused)
+  end)
+
   it("closes every connection with 1001 on SIGTERM", function()
     local host = h.start { bundles = { "spec/fixtures/ws-echo" }, no_database = true }
     local c = wsc.open { port = host.port, path = "/echo", protocols = { "echo.v1" }, token = h.token("term"),

@@ -51,9 +51,9 @@ describe("websocket sync", function()
   end
 
   it("shows one device's REST change on the user's other devices, and nothing to another user", function()
-    local a1 = wsc.open { port = api.port, token = h.token("sync-alice"), seconds = 6 }
-    local a2 = wsc.open { port = api.port, token = h.token("sync-alice"), seconds = 6, send = { { type = "ping" } } }
-    local b = wsc.open { port = api.port, token = h.token("sync-bob"), seconds = 6 }
+    local a1 = wsc.open { port = api.port, token = h.token("sync-alice"), seconds = 30 }
+    local a2 = wsc.open { port = api.port, token = h.token("sync-alice"), seconds = 30, send = { { type = "ping" } } }
+    local b = wsc.open { port = api.port, token = h.token("sync-bob"), seconds = 30 }
     for _, c in ipairs { a1, a2, b } do assert.is_truthy(c:wait_count(1), c:stderr()) end
     assert.are.same({ type = "hello", user = "sync-alice", event_id = 0, resume_window_seconds = 604800 },
       a1:messages()[1])
@@ -84,7 +84,7 @@ describe("websocket sync", function()
 
   it("replays exactly the missed events in order after a disconnect, then goes on live", function()
     local user = "resume-carol"
-    local first = wsc.open { port = api.port, token = h.token(user), seconds = 3 }
+    local first = wsc.open { port = api.port, token = h.token(user), seconds = 20 }
     assert.is_truthy(first:wait_count(1))
     local t = create(user, "one")
     assert.is_truthy(first:wait(function(m) return #wsc.of_type(m, "task.") == 1 end))
@@ -95,7 +95,7 @@ describe("websocket sync", function()
     assert.are.equal(200, patched)
     assert.are.equal(200, (api:request("POST", "/api/tasks/" .. t.id .. "/complete", { token = h.token(user) })))
     create(user, "two")
-    local again = wsc.open { port = api.port, token = h.token(user), seconds = 6,
+    local again = wsc.open { port = api.port, token = h.token(user), seconds = 20,
       send = { { type = "resume", after = seen } } }
     local got = again:wait(function(m) return #wsc.of_type(m, "resumed") == 1 end)
     assert.is_truthy(got, json.encode(again:messages()))
@@ -113,7 +113,7 @@ describe("websocket sync", function()
   end)
 
   it("answers resync to a resume from an id it does not know", function()
-    local c = wsc.open { port = api.port, token = h.token("resync-dan"), seconds = 3,
+    local c = wsc.open { port = api.port, token = h.token("resync-dan"), seconds = 20,
       send = { { type = "resume", after = 99 } } }
     local got = c:wait(function(m) return #wsc.of_type(m, "resync") == 1 end)
     assert.is_truthy(got, json.encode(c:messages()))
@@ -122,7 +122,7 @@ describe("websocket sync", function()
   end)
 
   it("answers malformed messages with an error and keeps serving", function()
-    local c = wsc.open { port = api.port, token = h.token("bad-erin"), seconds = 4,
+    local c = wsc.open { port = api.port, token = h.token("bad-erin"), seconds = 20,
       send = { "{not json", "[1,2]", json.encode { type = "subscribe", user = "sync-alice" },
                json.encode { type = "resume", after = -1 }, json.encode { type = "ping", id = 7 } } }
     local got = c:wait(function(m) return #wsc.of_type(m, "pong") == 1 end)
@@ -137,7 +137,7 @@ describe("websocket sync", function()
 
   it("loses nothing across a SIGKILL of the websocket process", function()
     local user = "kill-fay"
-    local c = wsc.open { port = wshost.port, token = h.token(user), seconds = 3 }
+    local c = wsc.open { port = wshost.port, token = h.token(user), seconds = 20 }
     assert.is_truthy(c:wait_count(1))
     create(user, "before")
     assert.is_truthy(c:wait(function(m) return #wsc.of_type(m, "task.") == 1 end), json.encode(c:messages()))
@@ -146,7 +146,7 @@ describe("websocket sync", function()
     for i = 1, 5 do create(user, "while down " .. i) end
     wshost:spawn()
     assert.is_truthy(wshost:wait_ready(15), wshost:log())
-    local again = wsc.open { port = wshost.port, token = h.token(user), seconds = 4,
+    local again = wsc.open { port = wshost.port, token = h.token(user), seconds = 20,
       send = { { type = "resume", after = seen } } }
     local got = again:wait(function(m) return #wsc.of_type(m, "resumed") == 1 end)
     assert.is_truthy(got, json.encode(again:messages()))
@@ -162,7 +162,7 @@ describe("websocket sync: reminders and reload", function()
 
   it("forwards reminder.due events in the user's sequence, and replays them", function()
     local user = "remind-hal"
-    local c = wsc.open { port = host.port, token = h.token(user), seconds = 6, send = { { type = "ping" } } }
+    local c = wsc.open { port = host.port, token = h.token(user), seconds = 20, send = { { type = "ping" } } }
     assert.is_truthy(c:wait_count(2))
     local status, task = host:request("POST", "/api/tasks", { token = h.token(user), body = { title = "Call mum" } })
     assert.are.equal(201, status)
@@ -176,7 +176,7 @@ describe("websocket sync: reminders and reload", function()
     assert.are.same({ task_id = task.id, title = "Call mum", due_at = "2026-12-05T09:00:00Z",
                       remind_at = "2026-12-05T08:45:00Z" }, r.reminder)
     validate(tables(got))
-    local again = wsc.open { port = host.port, token = h.token(user), seconds = 3,
+    local again = wsc.open { port = host.port, token = h.token(user), seconds = 20,
       send = { { type = "resume", after = 1 } } }
     got = again:wait(function(m) return #wsc.of_type(m, "resumed") == 1 end)
     assert.is_truthy(got)
@@ -186,7 +186,7 @@ describe("websocket sync: reminders and reload", function()
 
   it("keeps open connections working across a SIGHUP reload", function()
     local user = "reload-ivy"
-    local c = wsc.open { port = host.port, token = h.token(user), seconds = 8,
+    local c = wsc.open { port = host.port, token = h.token(user), seconds = 20,
       send = { { type = "ping", id = 1 } } }
     assert.is_truthy(c:wait(function(m) return #wsc.of_type(m, "pong") == 1 end))
     os.execute("kill -HUP " .. host.pid)
@@ -199,12 +199,31 @@ describe("websocket sync: reminders and reload", function()
   end)
 end)
 
+describe("websocket sync: the hold after hello", function()
+  it("sends an event committed between hello and resume once, in the replay", function()
+    local host = h.start { bundles = { "services/api", "services/websocket" }, env = { WS_HOLD_SECONDS = 5 } }
+    finally(function() host:stop() end)
+    local user = "hold-jo"
+    local c = wsc.open { port = host.port, token = h.token(user), seconds = 20, gap = 1.5,
+      send = { { type = "resume", after = 0 } } }
+    assert.is_truthy(c:wait_count(1))
+    local status = host:request("POST", "/api/tasks", { token = h.token(user), body = { title = "between" } })
+    assert.are.equal(201, status)
+    local got = c:wait(function(m) return #wsc.of_type(m, "resumed") == 1 end)
+    assert.is_truthy(got, json.encode(c:messages()))
+    h.sleep(0.5)
+    local types = {}
+    for i, m in ipairs(c:messages()) do types[i] = m.type end
+    assert.are.same({ "hello", "task.created", "resumed" }, types)
+  end)
+end)
+
 describe("websocket sync with two workers", function()
   it("delivers on every connection whichever worker holds it", function()
     local host = h.start { bundles = { "services/api", "services/websocket" }, workers = 2 }
     finally(function() host:stop() end)
     local clients = {}
-    for i = 1, 6 do clients[i] = wsc.open { port = host.port, token = h.token("two-gus"), seconds = 6 } end
+    for i = 1, 6 do clients[i] = wsc.open { port = host.port, token = h.token("two-gus"), seconds = 20 } end
     for _, c in ipairs(clients) do assert.is_truthy(c:wait_count(1), c:stderr()) end
     h.sleep(1.2) -- past the hold after hello
     local status = host:request("POST", "/api/tasks", { token = h.token("two-gus"), body = { title = "x" } })
