@@ -1,7 +1,7 @@
 # todo-host: the two commands first.
 #   make run    everything up on this machine (PostgreSQL under .data/, all bundles on :8080)
 #   make test   C tests, Lua specs against a real PostgreSQL, then the same under ASan+UBSan
-.PHONY: run test build build-asan test-fast test-asan bench lint format clean bootstrap
+.PHONY: run test build build-asan test-fast test-asan bench lint format clean bootstrap check-deploy
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
@@ -48,3 +48,7 @@ format:
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)
+
+# The image, the Helm chart and the workflows only (also part of make test).
+check-deploy: bootstrap build
+	@scripts/check-image $(BUILD)/todo-host && scripts/check-deploy
