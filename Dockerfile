@@ -12,7 +12,8 @@
 # Final stage: distroless cc-debian12 (Debian 12's libc, libstdc++, OpenSSL,
 #   CA certificates, tzdata; no shell, no package manager), non-root (65532),
 #   nothing written at run time (a read-only root file system works; /tmp is
-#   the only writable place the chart mounts). About 45 MB.
+#   the only writable place the chart mounts). About 40 MB: the layer added to
+#   the base measures 16 MB unpacked (docs/operations.md).
 
 FROM debian:12-slim AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -36,7 +37,7 @@ WORKDIR /debs
 # Each package at the version the build linked against; its control file goes to
 # status.d (the distroless convention) so image scanners see what is inside.
 RUN apt-get update -qq \
- && scripts=/src/scripts && "$scripts/runtime-packages" /src/build/todo-host > /packages.txt \
+ && /src/scripts/runtime-packages /src/build/todo-host > /packages.txt \
  && cat /packages.txt \
  && xargs apt-get download -qq < /packages.txt \
  && mkdir -p /rootfs/var/lib/dpkg/status.d \
@@ -45,6 +46,7 @@ RUN apt-get update -qq \
       dpkg-deb -f "$deb" > "/rootfs/var/lib/dpkg/status.d/$(dpkg-deb -f "$deb" Package)"; \
     done \
  && rm -rf /rootfs/usr/share/doc /rootfs/usr/share/man /rootfs/usr/share/lintian /rootfs/usr/share/info \
+       /rootfs/usr/share/locale \
  && install -D -m 0755 /src/build/todo-host /rootfs/usr/local/bin/todo-host \
  && mkdir -p /rootfs/app \
  && cp -r /src/lua /src/services /rootfs/app/ \
