@@ -116,6 +116,23 @@ describe("Dapr end to end (real daprd, real Kafka in KRaft mode, SASL SCRAM over
     assert(ok, "migrate failed: " .. out)
     consumer, consumer_dapr = app_with_sidecar("dapr-consumer", "spec/fixtures/dapr-consumer", resources)
     api, api_dapr = app_with_sidecar("api", "services/api", resources)
+
+    -- The broadcast group starts at the newest offset (a new pod does not replay
+    -- history), so it sees only what is published after the group has joined and
+    -- been given its partitions, which takes a few seconds after daprd is ready.
+    -- Wait for that: publish until one event comes through the broadcast group.
+    local warm_user = uid("kafka-warmup")
+    local joined = h.eventually(function()
+      local _, task = api:request("POST", "/api/tasks", { token = h.token(warm_user), body = { title = "warm-up" } })
+      return task and h.eventually(function()
+        local status, body = consumer:request("GET", "/seen")
+        if status ~= 200 then return nil end
+        for _, row in ipairs(body.seen) do
+          if row.grp == "broadcast" and row.subject == task.id then return true end
+        end
+      end, 3)
+    end, 90)
+    assert(joined, "the broadcast group never received an event:\n" .. read(consumer_dapr.log))
   end)
 
   lazy_teardown(function()
