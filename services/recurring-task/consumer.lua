@@ -49,13 +49,14 @@ function M.on_event(event, tx)
   if not rows then return nil, err end
   local src = rows[1]
   if not src or src.completed ~= true then return true end
-  local task, why = spawn.next(tx, d.user_id, src, "completed")
+  local task, why, code = spawn.next(tx, d.user_id, src, "completed")
   if task == nil then return nil, why end
   if task then
     log.info("recurring-task: next occurrence", { task_id = src.id, next_id = task.id, due_at = task.due_at,
       event_id = event.id })
-  elseif why ~= "exists" and why ~= "count" and why ~= "ended" then
-    log.warn("recurring-task: no next occurrence", { task_id = src.id, reason = why, event_id = event.id })
+  elseif code ~= "exists" and code ~= "count" and code ~= "ended" then
+    log.warn("recurring-task: no next occurrence", { task_id = src.id, reason = why, code = code,
+      event_id = event.id })
   end
   return true
 end
