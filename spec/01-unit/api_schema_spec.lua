@@ -1,4 +1,4 @@
--- Task API validation without a database: tasks.schema, tasks.bulk, http.query helpers.
+-- Task API validation without a database: tasks.schema, tasks.bulk, web.query helpers.
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 
 local json = require "json"
@@ -229,7 +229,7 @@ describe("tasks.bulk", function()
   end)
 end)
 
-describe("http.errors", function()
+describe("web.errors", function()
   it("has one shape", function()
     local status, body, headers = errors.invalid("title", "title must not be empty")
     assert.are.equal(422, status)
