@@ -86,6 +86,24 @@ function M.next(tx, user, src, reason, now)
   return task
 end
 
+--- The next occurrence after a completion, inside `tx` (the recurring-task consumer's
+-- delivery): the task is read again in `tx`, so an occurrence reopened, deleted
+-- or no longer recurring since its event spawns nothing.
+-- @param tx a `pg.tx` transaction
+-- @tparam string user
+-- @tparam string task_id the completed occurrence (a UUID)
+-- @return as `M.next` (`false, message, "not_completed"` when the task is gone or open)
+function M.after_completion(tx, user, task_id)
+  local rows, err, state = tx:query("SELECT " .. row.COLUMNS
+    .. " FROM tasks WHERE id = $1::uuid AND user_id = $2", task_id, user)
+  if not rows then return nil, err, state end
+  local src = rows[1]
+  if not src or src.completed ~= true then
+    return false, "the task is no longer a completed occurrence", "not_completed"
+  end
+  return M.next(tx, user, src, "completed")
+end
+
 --- Stop a series: every occurrence of it that has not made its next one yet never will.
 -- Run it before deleting the series' open occurrences (a concurrent spawn then either
 -- finished first, and its new occurrence is deleted with the others, or finds the stop).
