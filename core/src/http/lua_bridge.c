@@ -1,4 +1,4 @@
-/* http_lua.c: the bridge between an HTTP request and a Lua handler.
+/* http/lua_bridge.c: the bridge between an HTTP request and a Lua handler.
  *
  * Builds the request object a handler receives (method, path, params, query,
  * query_all, headers, body, id, and req:json()), starts the handler in its own
@@ -10,34 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
-
-void th_http_dispatch_done(th_conn *c);
-int th_conn_closed(th_conn *c);
-
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-void th_push_urldecoded(lua_State *L, const char *s, size_t n, int plus_as_space) {
-  luaL_Buffer b;
-  char *out = luaL_buffinitsize(L, &b, n);
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-      out[k++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-      i += 2;
-    } else if (plus_as_space && s[i] == '+') {
-      out[k++] = ' ';
-    } else {
-      out[k++] = s[i];
-    }
-  }
-  luaL_pushresultsize(&b, k);
-}
+#include "http/http.h"
+#include "json/json.h"
 
 /* query (first value of each name) and query_all (every value, in order). */
 static void push_query(lua_State *L, const char *q, size_t n) {
@@ -248,6 +222,7 @@ static void on_handler_done(th_ctx *ctx, int status, int nres) {
   th_response res = {0};
   th_buf body = {0};
   res.route = ctx->route_pattern;
+  res.metrics = ctx->route_metrics;
   if (status != LUA_OK) {
     const char *msg = lua_tostring(ctx->co, -1);
     th_log(ctx, "error", "handler failed: %s", msg ? msg : "(no message)");
@@ -276,6 +251,7 @@ void th_http_dispatch(th_conn *conn, th_request *req, const th_route *route) {
   ctx->owner = conn;
   ctx->done = on_handler_done;
   ctx->route_pattern = route->pattern;
+  ctx->route_metrics = route->metrics;
   snprintf(ctx->request_id, sizeof ctx->request_id, "%s", req->request_id);
   lua_State *co = ctx->co;
   lua_rawgeti(co, LUA_REGISTRYINDEX, route->handler_ref);

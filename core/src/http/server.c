@@ -1,4 +1,4 @@
-/* http_server.c: the HTTP/1.1 server on libuv + llhttp.
+/* http/server.c: the HTTP/1.1 server on libuv + llhttp.
  *
  * Owns the listening socket and every connection (th_conn). A connection parses
  * with llhttp and handles one request at a time: the parser pauses after each
@@ -19,9 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "http.h"
-#include "metrics.h"
+#include "base/list.h"
+#include "http/http.h"
+#include "runtime/config.h"
+#include "runtime/metrics.h"
 
 typedef enum { C_IDLE, C_HEAD, C_BODY, C_HANDLING, C_CLOSING } conn_phase;
 
@@ -40,7 +41,7 @@ struct th_conn {
   int last_was_value; /* header callbacks: value seen since the last field */
   int parsing;        /* inside conn_continue */
   size_t header_bytes;
-  th_conn *next, *prev; /* live connections, for draining */
+  th_list link; /* in `conns`: live connections, for draining */
 };
 
 typedef struct write_req {
@@ -54,7 +55,9 @@ typedef struct write_req {
 static uv_tcp_t listener;
 static int listening;
 static th_generation *current_gen;
-static th_conn *conns;
+static th_router *current_router;
+static int (*ready_probe)(void);
+static th_list conns = TH_LIST_INIT(conns);
 static int n_conns;
 static int draining;
 static void (*drained_cb)(void);
@@ -63,6 +66,8 @@ static char date_header[64];
 static time_t date_time;
 static uint64_t rid_prefix;
 static uint32_t rid_counter;
+/* The series of the built-in endpoints and of unmatched requests. */
+static th_metrics_route *m_healthz, *m_readyz, *m_metrics, *m_unmatched;
 
 static void conn_close(th_conn *c);
 static void conn_continue(th_conn *c);
@@ -70,7 +75,7 @@ static void conn_start_reading(th_conn *c);
 
 /* ---- small helpers ----------------------------------------------------- */
 
-const char *th_status_text(int status) {
+static const char *status_text(int status) {
   switch (status) {
   case 200: return "OK";
   case 201: return "Created";
@@ -260,6 +265,7 @@ static int on_headers_complete(llhttp_t *p) {
       r->headers[i].value_off = r->headers[i].name_off + r->headers[i].name_len;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > th_cfg.max_body) return fail(c, 413);
   r->method = llhttp_method_name((llhttp_method_t)p->method);
+  r->method_id = (int)p->method;
   r->head = p->method == HTTP_HEAD;
   const char *q = memchr(r->url.data ? r->url.data : "", '?', r->url.len);
   r->path_len = q ? (size_t)(q - r->url.data) : r->url.len;
@@ -353,7 +359,7 @@ void th_conn_respond(th_conn *c, th_response *res) {
   d = th_decimal(digits + 20, (unsigned long long)res->status);
   th_buf_add(o, d, (size_t)(digits + 20 - d));
   th_buf_add(o, " ", 1);
-  th_buf_adds(o, th_status_text(res->status));
+  th_buf_adds(o, status_text(res->status));
   th_buf_adds(o, "\r\nDate: ");
   th_buf_adds(o, http_date());
   th_buf_adds(o, "\r\nX-Request-Id: ");
@@ -371,8 +377,8 @@ void th_conn_respond(th_conn *c, th_response *res) {
   size_t head_len = o->len;
   if (!r->head && res->body_len && res->status != 204 && res->status != 304)
     th_buf_add(o, res->body, res->body_len);
-  th_metrics_request(res->route, r->method ? r->method : "-", res->status,
-                     uv_hrtime() - r->start_ns);
+  th_metrics_request(res->metrics ? res->metrics : m_unmatched, r->method ? r->method_id : -1,
+                     r->method ? r->method : "-", res->status, uv_hrtime() - r->start_ns);
   access_log(c, res, o->len - head_len);
   conn_write(c, o->data, o->len, close_after);
   if (close_after) {
@@ -395,7 +401,7 @@ void th_conn_error(th_conn *c, int status, const char *code, const char *message
 }
 
 /* 405 with the Allow header listing what the path accepts. */
-static void th_conn_error_allow(th_conn *c, const char *allow) {
+static void conn_error_allow(th_conn *c, const char *allow) {
   char hdr[128];
   snprintf(hdr, sizeof hdr, "Allow: %s\r\n", allow);
   conn_error_with(c, 405, "method_not_allowed", "this path does not accept that method", hdr);
@@ -425,26 +431,17 @@ static void conn_error_with(th_conn *c, int status, const char *code, const char
 
 /* ---- built-in endpoints ------------------------------------------------ */
 
-int th_builtin_handle(th_conn *c, th_request *r);
-
 static void respond_simple(th_conn *c, int status, const char *ctype, const char *body, size_t len,
-                           const char *route) {
+                           const char *route, th_metrics_route *metrics) {
   th_response res = {0};
   res.status = status;
   res.route = route;
+  res.metrics = metrics;
   th_buf_printf(&res.headers, "Content-Type: %s\r\nCache-Control: no-store\r\n", ctype);
   res.body = body;
   res.body_len = len;
   th_conn_respond(c, &res);
   th_buf_free(&res.headers);
-}
-
-int th_pg_ready(void);
-
-/* Whether this process has a database to report on in /readyz. */
-static int th_pg_configured(void) {
-  const char *url = getenv("DATABASE_URL");
-  return url && *url;
 }
 
 static int handle_builtin(th_conn *c, th_request *r) {
@@ -454,25 +451,26 @@ static int handle_builtin(th_conn *c, th_request *r) {
   if (!get) return 0;
   if (n == 8 && !memcmp(path, "/healthz", 8)) {
     static const char ok[] = "{\"status\":\"ok\"}";
-    respond_simple(c, 200, "application/json", ok, sizeof ok - 1, "/healthz");
+    respond_simple(c, 200, "application/json", ok, sizeof ok - 1, "/healthz", m_healthz);
     return 1;
   }
   if (n == 7 && !memcmp(path, "/readyz", 7)) {
     char body[256];
-    int db = th_pg_configured() ? th_pg_ready() : 1;
+    int db = ready_probe ? ready_probe() : 1;
     int bundles = current_gen != NULL;
     int ok = db && bundles && !draining;
     int len = snprintf(body, sizeof body,
                        "{\"status\":\"%s\",\"database\":%s,\"bundles\":%s,\"draining\":%s}",
                        ok ? "ready" : "not ready", db ? "true" : "false",
                        bundles ? "true" : "false", draining ? "true" : "false");
-    respond_simple(c, ok ? 200 : 503, "application/json", body, (size_t)len, "/readyz");
+    respond_simple(c, ok ? 200 : 503, "application/json", body, (size_t)len, "/readyz", m_readyz);
     return 1;
   }
   if (n == 8 && !memcmp(path, "/metrics", 8)) {
     th_buf m = {0};
     th_metrics_render(&m);
-    respond_simple(c, 200, "text/plain; version=0.0.4", m.data ? m.data : "", m.len, "/metrics");
+    respond_simple(c, 200, "text/plain; version=0.0.4", m.data ? m.data : "", m.len, "/metrics",
+                   m_metrics);
     th_buf_free(&m);
     return 1;
   }
@@ -491,10 +489,10 @@ static void dispatch(th_conn *c) {
   }
   int mismatch = 0;
   const th_route *route =
-      th_route_match(current_gen, r->method, r->url.data, r->path_len, &mismatch);
+      th_route_match(current_router, r->method, r->url.data, r->path_len, &mismatch);
   if (!route) {
     if (mismatch) {
-      th_conn_error_allow(c, th_route_allowed(current_gen, r->url.data, r->path_len));
+      conn_error_allow(c, th_route_allowed(current_router, r->url.data, r->path_len));
     } else {
       th_conn_error(c, 404, "not_found", "no route for this path");
     }
@@ -504,14 +502,10 @@ static void dispatch(th_conn *c) {
   th_http_dispatch(c, r, route);
 }
 
-void th_http_dispatch_done(th_conn *c);
 void th_http_dispatch_done(th_conn *c) {
   if (--c->refs == 0) free(c);
 }
 
-th_request *th_conn_request(th_conn *c);
-th_request *th_conn_request(th_conn *c) { return &c->req; }
-int th_conn_closed(th_conn *c);
 int th_conn_closed(th_conn *c) { return c->phase == C_CLOSING; }
 
 /* Parse what is buffered; stops after one complete request (paused). */
@@ -634,11 +628,7 @@ static void on_handle_closed(uv_handle_t *h) {
 static void conn_close(th_conn *c) {
   if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
   c->phase = C_CLOSING;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    conns = c->next;
-  if (c->next) c->next->prev = c->prev;
+  th_list_remove(&c->link);
   n_conns--;
   th_buf_free(&c->in);
   th_buf_free(&c->out);
@@ -673,9 +663,8 @@ static void on_connection(uv_stream_t *server, int status) {
   uv_tcp_nodelay(&c->tcp, 1);
   llhttp_init(&c->parser, HTTP_REQUEST, &settings);
   c->parser.data = c;
-  c->next = conns;
-  if (conns) conns->prev = c;
-  conns = c;
+  c->req.method_id = -1;
+  th_list_push_front(&conns, &c->link);
   n_conns++;
   c->phase = C_HEAD; /* a new connection must send its headers in time */
   if (n_conns > th_cfg.max_connections) {
@@ -731,18 +720,29 @@ int th_server_listen(const char *host, int port, int reuseport) {
   settings.on_headers_complete = on_headers_complete;
   settings.on_body = on_body;
   settings.on_message_complete = on_message_complete;
+  m_healthz = th_metrics_route_get("/healthz");
+  m_readyz = th_metrics_route_get("/readyz");
+  m_metrics = th_metrics_route_get("/metrics");
+  m_unmatched = th_metrics_route_get("unmatched");
   uint64_t seed = uv_hrtime() ^ ((uint64_t)getpid() << 32);
   rid_prefix = seed * 0x9E3779B97F4A7C15ull;
   return 0;
 }
 
-void th_server_set_generation(th_generation *g) {
+int th_server_set_generation(th_generation *g) {
+  th_router *router = NULL;
+  if (g && !(router = th_router_build(g))) return -1;
   th_generation *old = current_gen;
+  th_router *old_router = current_router;
   current_gen = g;
+  current_router = router;
+  th_router_free(old_router);
   if (old) th_generation_retire(old);
+  return 0;
 }
 
-th_generation *th_server_generation(void) { return current_gen; }
+void th_server_set_ready_probe(int (*probe)(void)) { ready_probe = probe; }
+
 int th_server_draining(void) { return draining; }
 int th_server_active_connections(void) { return n_conns; }
 
@@ -755,11 +755,12 @@ void th_server_drain(void (*on_drained)(void)) {
     uv_close((uv_handle_t *)&listener, NULL);
     listening = 0;
   }
-  th_conn *c = conns;
-  while (c) {
-    th_conn *next = c->next;
+  th_list *n = th_list_first(&conns);
+  while (n) {
+    th_list *next = th_list_next(&conns, n);
+    th_conn *c = th_list_entry(n, th_conn, link);
     if (c->phase == C_IDLE) conn_close(c);
-    c = next;
+    n = next;
   }
   if (n_conns == 0 && drained_cb) {
     drained_cb = NULL;

@@ -1,4 +1,4 @@
-/* json_decode.c: JSON text to Lua values, on yajl's streaming parser.
+/* json/decode.c: JSON text to Lua values, on yajl's streaming parser.
  *
  * One decoder for the whole host: json.decode, req:json() and the pg
  * primitive's json/jsonb columns. Values are built directly on the Lua stack
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <yajl/yajl_parse.h>
 
-#include "host_internal.h"
+#include "json/json.h"
 
 #define TH_JSON_MAX_DEPTH 128
 

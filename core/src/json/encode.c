@@ -1,4 +1,4 @@
-/* json_encode.c: Lua values to JSON text (th_json_encode), on yajl's generator.
+/* json/encode.c: Lua values to JSON text (th_json_encode), on yajl's generator.
  *
  * One encoder for the whole host: json.encode, response bodies, log fields and
  * JWT claims. A single pass over the value writes straight into the caller's
@@ -14,7 +14,7 @@
 #include <string.h>
 #include <yajl/yajl_gen.h>
 
-#include "host_internal.h"
+#include "json/json.h"
 
 #define MAX_DEPTH 128
 /* A yajl_gen holds at most YAJL_MAX_DEPTH - 1 open containers; deeper tables
@@ -299,7 +299,7 @@ int th_json_encode(lua_State *L, int idx, th_buf *out) {
     rc = fail(e, "Cannot serialise, excessive nesting (0)");
   } else {
     yajl_gen_reset(e->gen[0], NULL);
-    luaL_getmetatable(L, "th.json.array");
+    luaL_getmetatable(L, TH_JSON_ARRAY_MT);
     e->mt = lua_gettop(L);
     lua_pushvalue(L, idx);
     rc = encode_value(e, e->gen[0], 0);

@@ -1,6 +1,6 @@
-/* prim_crypto.c: the "crypto" module (random bytes, UUIDs, SHA-256, HMAC,
+/* prim/crypto.c: the "crypto" module (random bytes, UUIDs, SHA-256, HMAC,
  * hex, base64url, constant-time comparison) on OpenSSL, plus the base64url
- * codec shared with prim_jwt.c (declared in jwt.h).
+ * codec shared with prim/jwt.c (declared in jwt.h).
  * Owns: the uuid_v7 monotonic state (process-wide, one per worker process).
  * Memory: results are pushed as Lua strings; temporary C buffers are freed
  * before returning (scratch larger than a stack buffer uses a luaL_Buffer, so
@@ -19,13 +19,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "jwt.h"
-#include "primitives.h"
+#include "prim/jwt.h"
+#include "prim/primitives.h"
 
 /* random_bytes refuses more than this: a caller asking for more is a bug. */
 #define TH_RANDOM_MAX (1024 * 1024)
 
-/* ---- base64url (shared with prim_jwt.c) ---- */
+/* ---- base64url (shared with prim/jwt.c) ---- */
 
 static const char b64url_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

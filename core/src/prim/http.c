@@ -1,4 +1,4 @@
-/* prim_http.c: "http.core", the non-blocking HTTP client: libcurl's multi
+/* prim/http.c: "http.core", the non-blocking HTTP client: libcurl's multi
  * interface driven by the host's libuv loop (one uv_poll_t per curl socket,
  * one uv_timer_t for curl's timeouts).
  * Owns: the process-wide multi handle (its connection cache gives keep-alive
@@ -17,9 +17,9 @@
 #include <string.h>
 #include <uv.h>
 
-#include "host.h"
-#include "log.h"
-#include "primitives.h"
+#include "prim/primitives.h"
+#include "runtime/host.h"
+#include "runtime/log.h"
 
 #ifndef TH_VERSION
 #define TH_VERSION "dev"

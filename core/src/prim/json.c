@@ -1,9 +1,10 @@
-/* prim_json.c: the `json` module: encode (th_json_encode, json_encode.c, also
+/* prim/json.c: the `json` module: encode (th_json_encode, json/encode.c, also
  * used by the host for response bodies and log fields), decode (th_json_decode,
- * json_decode.c, on yajl), json.null and json.array.
+ * json/decode.c, on yajl), json.null and json.array.
  */
-#include "host_internal.h"
-#include "primitives.h"
+#include "json/json.h"
+#include "prim/primitives.h"
+#include "runtime/host.h"
 
 /*** Encode a value as JSON. Tables marked with json.array encode as arrays,
  * also when empty; integers print exactly, floats with 14 significant digits.

@@ -1,8 +1,9 @@
-/* prim_jwt.c: the "jwt" module: JWT verification on OpenSSL against a
+/* prim/jwt.c: the "jwt" module: JWT verification on OpenSSL against a
  * process-wide key set (one per worker process, shared by every bundle state),
  * plus dev HS256 signing.
  * Owns: the key set (kid, algorithm, EVP_PKEY) and the verification settings
- * (dev secret, issuer, audiences, clock skew), all in `ks` below; replaced
+ * (dev secret, issuer, audiences, clock skew), all in `ks` below (the keys
+ * themselves are parsed by prim/jwk.c); replaced
  * whole by configure / set_jwks and freed by th_jwt_reset.
  * JSON goes through the host's one decoder and encoder (th_json_decode /
  * th_json_encode), so the signature work stays in C and the claims come back
@@ -26,23 +27,15 @@
 #include <string.h>
 #include <time.h>
 
-#include "host.h"
-#include "host_internal.h"
-#include "jwt.h"
-#include "log.h"
-#include "primitives.h"
+#include "json/json.h"
+#include "prim/jwk.h"
+#include "prim/jwt.h"
+#include "prim/primitives.h"
+#include "runtime/host.h"
+#include "runtime/log.h"
 
 #define TH_JWT_MAX_TOKEN 16384 /* longer tokens are refused before any work */
-#define TH_JWT_MAX_KEYS 64     /* a JWKS with more keys is refused */
 #define TH_JWT_MAX_SKEW 3600
-
-typedef enum { ALG_UNKNOWN = 0, ALG_NONE, ALG_EDDSA, ALG_RS256, ALG_ES256, ALG_HS256 } jwt_alg;
-
-typedef struct {
-  char *kid;   /* NULL when the JWK has no kid */
-  jwt_alg alg; /* decided from the key's type, never from a token */
-  EVP_PKEY *pkey;
-} jwt_key;
 
 static struct {
   jwt_key *keys;
@@ -76,14 +69,6 @@ static char *xstrdup(const char *s) {
   return memcpy(xmalloc(n), s, n);
 }
 
-static void free_keys(jwt_key *keys, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    free(keys[i].kid);
-    EVP_PKEY_free(keys[i].pkey);
-  }
-  free(keys);
-}
-
 static void free_audiences(void) {
   for (size_t i = 0; i < ks.naud; i++)
     free(ks.audiences[i]);
@@ -93,7 +78,7 @@ static void free_audiences(void) {
 }
 
 void th_jwt_reset(void) {
-  free_keys(ks.keys, ks.nkeys);
+  th__jwk_free_keys(ks.keys, ks.nkeys);
   ks.keys = NULL;
   ks.nkeys = 0;
   if (ks.dev_secret) OPENSSL_cleanse(ks.dev_secret, ks.dev_secret_len);
@@ -106,15 +91,6 @@ void th_jwt_reset(void) {
   ks.skew = 60;
   ks.require_exp = 1;
   ks.configured = 0;
-}
-
-static jwt_alg alg_from_name(const char *s) {
-  if (!strcmp(s, "EdDSA") || !strcmp(s, "Ed25519")) return ALG_EDDSA;
-  if (!strcmp(s, "RS256")) return ALG_RS256;
-  if (!strcmp(s, "ES256")) return ALG_ES256;
-  if (!strcmp(s, "HS256")) return ALG_HS256;
-  if (!strcasecmp(s, "none")) return ALG_NONE;
-  return ALG_UNKNOWN;
 }
 
 /* ---- HS256 signing (dev tokens) ---- */
@@ -167,170 +143,12 @@ char *th_jwt_mint_hs256(const char *secret, const char *sub, long ttl_seconds, c
   return tok;
 }
 
-/* ---- JWK -> EVP_PKEY ---- */
-
-/* Decode the base64url string field `name` of the table at idx. Returns a
- * malloc'd buffer, or NULL when absent or invalid. */
-static unsigned char *jwk_bytes(lua_State *L, int idx, const char *name, size_t *len) {
-  unsigned char *out = NULL;
-  if (lua_getfield(L, idx, name) == LUA_TSTRING) {
-    size_t slen;
-    const char *s = lua_tolstring(L, -1, &slen);
-    out = th_b64url_decode(s, slen, len);
-  }
-  lua_pop(L, 1);
-  return out;
-}
-
-/* The string field `name` of the table at idx, or NULL (valid until the table
- * is collected: the table holds the string). */
-static const char *jwk_str(lua_State *L, int idx, const char *name) {
+/* A string field of the table at idx (still referenced by the table), or NULL. */
+static const char *field_str(lua_State *L, int idx, const char *name) {
   const char *s = NULL;
   if (lua_getfield(L, idx, name) == LUA_TSTRING) s = lua_tostring(L, -1);
   lua_pop(L, 1);
   return s;
-}
-
-static EVP_PKEY *pkey_fromdata(const char *type, OSSL_PARAM *params) {
-  EVP_PKEY *pkey = NULL;
-  EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
-  if (pctx && EVP_PKEY_fromdata_init(pctx) == 1)
-    if (EVP_PKEY_fromdata(pctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) pkey = NULL;
-  EVP_PKEY_CTX_free(pctx);
-  return pkey;
-}
-
-static EVP_PKEY *rsa_key(const unsigned char *n, size_t nlen, const unsigned char *e, size_t elen) {
-  EVP_PKEY *pkey = NULL;
-  BIGNUM *bn_n = BN_bin2bn(n, (int)nlen, NULL);
-  BIGNUM *bn_e = BN_bin2bn(e, (int)elen, NULL);
-  OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-  OSSL_PARAM *params = NULL;
-  if (bn_n && bn_e && bld && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n) &&
-      OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e) &&
-      (params = OSSL_PARAM_BLD_to_param(bld)))
-    pkey = pkey_fromdata("RSA", params);
-  OSSL_PARAM_free(params);
-  OSSL_PARAM_BLD_free(bld);
-  BN_free(bn_n);
-  BN_free(bn_e);
-  /* Short RSA keys are breakable: refuse them rather than trust them. */
-  if (pkey && EVP_PKEY_get_bits(pkey) < 2048) {
-    EVP_PKEY_free(pkey);
-    pkey = NULL;
-  }
-  return pkey;
-}
-
-static EVP_PKEY *p256_key(const unsigned char *x, const unsigned char *y) {
-  unsigned char pt[65];
-  pt[0] = 0x04; /* uncompressed point */
-  memcpy(pt + 1, x, 32);
-  memcpy(pt + 33, y, 32);
-  char group[] = "prime256v1";
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
-      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof pt),
-      OSSL_PARAM_construct_end(),
-  };
-  EVP_PKEY *pkey = pkey_fromdata("EC", params);
-  /* The point must be on the curve (invalid-curve attacks). */
-  if (pkey) {
-    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-    int ok = c && EVP_PKEY_public_check(c) == 1;
-    EVP_PKEY_CTX_free(c);
-    if (!ok) {
-      EVP_PKEY_free(pkey);
-      pkey = NULL;
-    }
-  }
-  return pkey;
-}
-
-/* Build a key from the JWK table at the top of the stack. Returns 1 and fills
- * *out, or 0 when the JWK is not one we verify with (skipped). */
-static int jwk_to_key(lua_State *L, jwt_key *out) {
-  int t = lua_gettop(L);
-  const char *kty = jwk_str(L, t, "kty");
-  const char *alg = jwk_str(L, t, "alg");
-  const char *use = jwk_str(L, t, "use");
-  const char *crv = jwk_str(L, t, "crv");
-  const char *kid = jwk_str(L, t, "kid");
-  if (!kty || (use && strcmp(use, "sig"))) return 0;
-  jwt_alg want = alg ? alg_from_name(alg) : ALG_UNKNOWN;
-  EVP_PKEY *pkey = NULL;
-  jwt_alg kalg = ALG_UNKNOWN;
-  if (!strcmp(kty, "OKP") && crv && !strcmp(crv, "Ed25519")) {
-    size_t xl = 0;
-    unsigned char *x = jwk_bytes(L, t, "x", &xl);
-    if (x && xl == 32) pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, x, 32);
-    free(x);
-    kalg = ALG_EDDSA;
-  } else if (!strcmp(kty, "RSA")) {
-    size_t nl = 0, el = 0;
-    unsigned char *n = jwk_bytes(L, t, "n", &nl);
-    unsigned char *e = jwk_bytes(L, t, "e", &el);
-    if (n && e && nl > 0 && el > 0 && el <= 8) pkey = rsa_key(n, nl, e, el);
-    free(n);
-    free(e);
-    kalg = ALG_RS256;
-  } else if (!strcmp(kty, "EC") && crv && !strcmp(crv, "P-256")) {
-    size_t xl = 0, yl = 0;
-    unsigned char *x = jwk_bytes(L, t, "x", &xl);
-    unsigned char *y = jwk_bytes(L, t, "y", &yl);
-    if (x && y && xl == 32 && yl == 32) pkey = p256_key(x, y);
-    free(x);
-    free(y);
-    kalg = ALG_ES256;
-  }
-  /* A JWK that names another algorithm for this key type (PS256 on an RSA
-   * key, say) is not used: we would verify with a scheme it was not made for. */
-  if (!pkey || (alg && want != kalg)) {
-    EVP_PKEY_free(pkey);
-    ERR_clear_error();
-    return 0;
-  }
-  out->kid = kid ? xstrdup(kid) : NULL;
-  out->alg = kalg;
-  out->pkey = pkey;
-  return 1;
-}
-
-/* Parse a JWKS JSON document into a new key array (decode fn at upvalue 1).
- * Returns NULL and pushes an error message on failure, else returns the
- * array (count in *n) and leaves the stack as it was. */
-static jwt_key *parse_jwks(lua_State *L, const char *json, size_t len, size_t *n) {
-  int top = lua_gettop(L);
-  if (th_json_decode(L, json, len) < 0 || !lua_istable(L, -1)) {
-    lua_settop(L, top);
-    lua_pushliteral(L, "JWKS is not valid JSON");
-    return NULL;
-  }
-  if (lua_getfield(L, -1, "keys") != LUA_TTABLE) {
-    lua_settop(L, top);
-    lua_pushliteral(L, "JWKS has no keys array");
-    return NULL;
-  }
-  lua_Integer count = luaL_len(L, -1);
-  if (count > TH_JWT_MAX_KEYS) {
-    lua_settop(L, top);
-    lua_pushliteral(L, "JWKS has too many keys");
-    return NULL;
-  }
-  jwt_key *keys = xmalloc(sizeof *keys * (size_t)(count > 0 ? count : 1));
-  size_t used = 0;
-  for (lua_Integer i = 1; i <= count; i++) {
-    if (lua_geti(L, -1, i) == LUA_TTABLE && jwk_to_key(L, &keys[used])) used++;
-    lua_pop(L, 1);
-  }
-  lua_settop(L, top);
-  if (used == 0) {
-    free(keys);
-    lua_pushliteral(L, "JWKS has no usable key (EdDSA, RS256, ES256)");
-    return NULL;
-  }
-  *n = used;
-  return keys;
 }
 
 /* ---- verification ---- */
@@ -470,7 +288,7 @@ static const char *check_claims(lua_State *L, int idx, const char **msg) {
     return "not_yet_valid";
   }
   if (ks.issuer) {
-    const char *iss = jwk_str(L, idx, "iss");
+    const char *iss = field_str(L, idx, "iss");
     if (!iss || strcmp(iss, ks.issuer)) {
       *msg = "wrong issuer";
       return "bad_issuer";
@@ -523,17 +341,17 @@ static int l_verify(lua_State *L) {
     return fail(L, "token is not base64url", "malformed");
   if (!push_json_object(L, 2)) return fail(L, "header is not a JSON object", "malformed");
   /* 5: header table */
-  const char *alg_name = jwk_str(L, 5, "alg");
+  const char *alg_name = field_str(L, 5, "alg");
   if (!alg_name) return fail(L, "header has no alg", "malformed");
   int kt = lua_getfield(L, 5, "kid");
   lua_pop(L, 1);
   if (kt != LUA_TNIL && kt != LUA_TSTRING) return fail(L, "kid is not a string", "malformed");
-  const char *kid = jwk_str(L, 5, "kid");
+  const char *kid = field_str(L, 5, "kid");
   if (lua_getfield(L, 5, "crit") != LUA_TNIL)
     return fail(L, "unsupported crit header", "malformed");
   lua_pop(L, 1);
 
-  jwt_alg alg = alg_from_name(alg_name);
+  jwt_alg alg = th__jwk_alg(alg_name);
   if (alg == ALG_NONE) return fail(L, "unsigned tokens are not accepted", "alg_not_allowed");
   if (alg == ALG_UNKNOWN) return fail(L, "unsupported alg", "alg_not_allowed");
 
@@ -576,13 +394,13 @@ static int l_verify(lua_State *L) {
 static int l_set_jwks(lua_State *L) {
   size_t len, n = 0;
   const char *json = luaL_checklstring(L, 1, &len);
-  jwt_key *keys = parse_jwks(L, json, len, &n);
+  jwt_key *keys = th__jwk_parse_set(L, json, len, &n);
   if (!keys) {
     lua_pushnil(L);
     lua_insert(L, -2);
     return 2;
   }
-  free_keys(ks.keys, ks.nkeys);
+  th__jwk_free_keys(ks.keys, ks.nkeys);
   ks.keys = keys;
   ks.nkeys = n;
   lua_pushboolean(L, 1);
@@ -690,7 +508,7 @@ static int l_configure(lua_State *L) {
   if (lua_type(L, 2) == LUA_TSTRING) {
     size_t len;
     const char *json = lua_tolstring(L, 2, &len);
-    keys = parse_jwks(L, json, len, &nkeys);
+    keys = th__jwk_parse_set(L, json, len, &nkeys);
     if (!keys) {
       free(issuer);
       lua_pushnil(L);

@@ -1,6 +1,6 @@
 /* jwt.h: the C side of the "jwt" and "crypto" primitives.
- * prim_jwt.c owns the process-wide key set (one per worker process) and JWT
- * verification; prim_crypto.c owns the base64url codec both modules share.
+ * prim/jwt.c owns the process-wide key set (one per worker process) and JWT
+ * verification; prim/crypto.c owns the base64url codec both modules share.
  * Every function returning a pointer returns malloc'd memory the caller frees. */
 #ifndef TH_JWT_H
 #define TH_JWT_H

@@ -1,10 +1,12 @@
-/* prim_log.c: the `log` module: JSON lines from Lua with the request id of the
+/* prim/log.c: the `log` module: JSON lines from Lua with the request id of the
  * running unit of work. log.info(msg, fields) adds fields (a table) as members
  * (a `request_id` among them replaces the unit's). */
 #include <string.h>
 
-#include "host_internal.h"
-#include "primitives.h"
+#include "json/json.h"
+#include "prim/primitives.h"
+#include "runtime/host.h"
+#include "runtime/log.h"
 
 static int emit(lua_State *L, const char *level) {
   int lvl = th_log_level_num(level);

@@ -1,11 +1,14 @@
 /* primitives.c: the one table of C modules and the embedded Lua facades that
  * every state can require (see primitives.h). */
-#include "primitives.h"
+#include "prim/primitives.h"
 
 #include <lauxlib.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "prim/jwt.h"
+#include "prim/pg/pg.h"
 
 struct th_embedded {
   const char *name;

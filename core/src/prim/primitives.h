@@ -1,5 +1,6 @@
 /* primitives.h: every Lua module the host provides from C, and the one table that
- * registers them in package.preload of each bundle state (primitives.c).
+ * registers them in package.preload of each bundle state (primitives.c). Each
+ * primitive is one file of prim/ (the pg primitive is the folder prim/pg/).
  * A primitive with a Lua facade registers its C part as "<name>.core"; the
  * facade core/lua/<name>.lua is embedded in the binary (embedded_lua.c). */
 #ifndef TH_PRIMITIVES_H
@@ -7,21 +8,20 @@
 
 #include <lua.h>
 
-int luaopen_th_json(lua_State *L);      /* "json"      prim_json.c   */
-int luaopen_th_timer(lua_State *L);     /* "timer"     prim_timer.c  */
-int luaopen_th_log(lua_State *L);       /* "log"       prim_log.c    */
-int luaopen_th_pg_core(lua_State *L);   /* "pg.core"   prim_pg.c     */
-int luaopen_th_crypto(lua_State *L);    /* "crypto"    prim_crypto.c */
-int luaopen_th_jwt(lua_State *L);       /* "jwt"       prim_jwt.c    */
-int luaopen_th_http_core(lua_State *L); /* "http.core" prim_http.c */
-int luaopen_th_tz(lua_State *L);        /* "tz"        prim_tz.c     */
-int luaopen_th_task(lua_State *L);      /* "task"      prim_task.c   */
+int luaopen_th_json(lua_State *L);      /* "json"      prim/json.c   */
+int luaopen_th_timer(lua_State *L);     /* "timer"     prim/timer.c  */
+int luaopen_th_log(lua_State *L);       /* "log"       prim/log.c    */
+int luaopen_th_pg_core(lua_State *L);   /* "pg.core"   prim/pg/lua.c */
+int luaopen_th_crypto(lua_State *L);    /* "crypto"    prim/crypto.c */
+int luaopen_th_jwt(lua_State *L);       /* "jwt"       prim/jwt.c    */
+int luaopen_th_http_core(lua_State *L); /* "http.core" prim/http.c   */
+int luaopen_th_tz(lua_State *L);        /* "tz"        prim/tz.c     */
+int luaopen_th_task(lua_State *L);      /* "task"      prim/task.c   */
 
 /* Release what primitives hold process-wide (pool connections, the curl multi
- * handle, key sets) so the loop can close. Safe to call more than once. */
-void th_pg_shutdown(void);
+ * handle, key sets) so the loop can close. Safe to call more than once.
+ * th_pg_shutdown: prim/pg/pg.h; th_jwt_reset: prim/jwt.h. */
 void th_http_shutdown(void);
-void th_jwt_reset(void);
 void th_task_sync_shutdown(void);
 /* Adds task.defer and task.event to the task table at the top of L. */
 void th_task_sync_open(lua_State *L);

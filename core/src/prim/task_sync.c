@@ -1,5 +1,5 @@
-/* prim_task_sync.c: `task.defer` and `task.event`, the two ways one unit of work
- * waits for another without a timer (part of the `task` module, prim_task.c).
+/* prim/task_sync.c: `task.defer` and `task.event`, the two ways one unit of work
+ * waits for another without a timer (part of the `task` module, prim/task.c).
  *
  * task.defer() yields until the loop has handled every I/O callback that was ready
  * in this turn: the coroutine is resumed in the turn's check phase (after poll).
@@ -16,56 +16,26 @@
  */
 #include <stdlib.h>
 
-#include "host_internal.h"
-#include "primitives.h"
+#include "base/list.h"
+#include "prim/primitives.h"
+#include "runtime/host.h"
 
 #define EVENT_MT "th.task.event"
 
-typedef struct parked parked;
-typedef struct parked_list {
-  parked *head, *tail;
-} parked_list;
-
-struct parked {
+typedef struct parked {
   th_ctx *ctx;
-  parked *next, *prev;
-  parked_list *list; /* an event's waiters, the ready queue, or a turn's snapshot */
-};
+  th_list link; /* in an event's waiters, the ready queue, or a turn's snapshot */
+} parked;
 
 typedef struct event {
   int set;
-  parked_list waiters;
+  th_list waiters;
 } event;
 
-static parked_list ready;
+static th_list ready = TH_LIST_INIT(ready);
 static uv_check_t ready_check;
 static uv_idle_t ready_idle;
 static int handles_open;
-
-static void pl_push(parked_list *l, parked *p) {
-  p->list = l;
-  p->next = NULL;
-  p->prev = l->tail;
-  if (l->tail)
-    l->tail->next = p;
-  else
-    l->head = p;
-  l->tail = p;
-}
-
-static void pl_remove(parked *p) {
-  parked_list *l = p->list;
-  if (p->prev)
-    p->prev->next = p->next;
-  else
-    l->head = p->next;
-  if (p->next)
-    p->next->prev = p->prev;
-  else
-    l->tail = p->prev;
-  p->next = p->prev = NULL;
-  p->list = NULL;
-}
 
 static void on_idle(uv_idle_t *h) { (void)h; /* only keeps the poll from blocking */ }
 
@@ -73,18 +43,18 @@ static void on_idle(uv_idle_t *h) { (void)h; /* only keeps the poll from blockin
  * now waits for the next turn (the idle handle makes that turn come at once). */
 static void on_check(uv_check_t *h) {
   (void)h;
-  parked_list turn = ready;
-  ready.head = ready.tail = NULL;
-  for (parked *p = turn.head; p; p = p->next)
-    p->list = &turn;
-  parked *p;
-  while ((p = turn.head)) {
-    pl_remove(p);
+  th_list turn;
+  th_list_init(&turn);
+  th_list_move_all(&turn, &ready);
+  th_list *n;
+  while ((n = th_list_first(&turn))) {
+    parked *p = th_list_entry(n, parked, link);
+    th_list_remove(n);
     th_ctx *ctx = p->ctx;
     free(p);
     th_resume(ctx, 0);
   }
-  if (!ready.head) {
+  if (th_list_empty(&ready)) {
     uv_idle_stop(&ready_idle);
     uv_check_stop(&ready_check);
   }
@@ -96,7 +66,7 @@ static void ready_push(parked *p) {
     uv_idle_init(th_loop(), &ready_idle);
     handles_open = 1;
   }
-  pl_push(&ready, p);
+  th_list_push_back(&ready, &p->link);
   uv_check_start(&ready_check, on_check);
   uv_idle_start(&ready_idle, on_idle);
 }
@@ -104,7 +74,7 @@ static void ready_push(parked *p) {
 static void cancel_parked(th_ctx *ctx, void *data) {
   parked *p = data;
   (void)ctx;
-  if (p->list) pl_remove(p);
+  th_list_remove(&p->link);
   free(p);
 }
 
@@ -112,6 +82,7 @@ static parked *park_new(th_ctx *ctx) {
   parked *p = calloc(1, sizeof *p);
   if (!p) abort();
   p->ctx = ctx;
+  th_list_init(&p->link);
   return p;
 }
 
@@ -133,17 +104,17 @@ static int l_defer(lua_State *L) {
 static int l_event(lua_State *L) {
   event *ev = lua_newuserdatauv(L, sizeof *ev, 0);
   ev->set = 0;
-  ev->waiters.head = ev->waiters.tail = NULL;
+  th_list_init(&ev->waiters);
   luaL_setmetatable(L, EVENT_MT);
   return 1;
 }
 
 /* Move every waiter of ev to the ready queue. */
 static void event_release(event *ev) {
-  parked *p;
-  while ((p = ev->waiters.head)) {
-    pl_remove(p);
-    ready_push(p);
+  th_list *n;
+  while ((n = th_list_first(&ev->waiters))) {
+    th_list_remove(n);
+    ready_push(th_list_entry(n, parked, link));
   }
 }
 
@@ -155,7 +126,7 @@ static int l_event_wait(lua_State *L) {
   if (ev->set) return 0;
   th_ctx *ctx = th_ctx_check(L, "event:wait");
   parked *p = park_new(ctx);
-  pl_push(&ev->waiters, p);
+  th_list_push_back(&ev->waiters, &p->link);
   return th_yield(L, cancel_parked, p);
 }
 

@@ -1,31 +1,13 @@
-/* prim_timer.c: the `timer` module: sleep (yields the coroutine on a uv_timer)
- * and clocks. Each sleep owns one heap uv_timer_t, freed in its close callback;
- * the cancel hook closes it without resuming. */
-#include <stdlib.h>
+/* prim/timer.c: the `timer` module: sleep (a th_wait, runtime/wait.c) and clocks. */
 #include <time.h>
 
-#include "host.h"
-#include "primitives.h"
+#include "prim/primitives.h"
+#include "runtime/host.h"
+#include "runtime/wait.h"
 
-typedef struct sleeper {
-  uv_timer_t timer;
-  th_ctx *ctx;
-} sleeper;
-
-static void on_closed(uv_handle_t *h) { free(h->data); }
-
-static void on_fire(uv_timer_t *t) {
-  sleeper *s = t->data;
-  th_ctx *ctx = s->ctx;
-  uv_close((uv_handle_t *)&s->timer, on_closed);
-  lua_pushboolean(ctx->co, 1);
-  th_resume(ctx, 1);
-}
-
-static void cancel_sleep(th_ctx *ctx, void *data) {
-  sleeper *s = data;
-  (void)ctx;
-  uv_close((uv_handle_t *)&s->timer, on_closed);
+static void on_slept(th_wait *w) {
+  lua_pushboolean(w->ctx->co, 1);
+  th_wait_finish(w, 1);
 }
 
 /*** Suspend the current unit of work for a while; the loop serves others.
@@ -35,17 +17,8 @@ static void cancel_sleep(th_ctx *ctx, void *data) {
 static int l_sleep(lua_State *L) {
   lua_Number secs = luaL_checknumber(L, 1);
   luaL_argcheck(L, secs >= 0 && secs <= 86400, 1, "expected 0 to 86400 seconds");
-  th_ctx *ctx = th_ctx_check(L, "timer.sleep");
-  sleeper *s = malloc(sizeof *s);
-  if (!s) abort();
-  s->ctx = ctx;
-  uv_timer_init(th_loop(), &s->timer);
-  s->timer.data = s;
-  /* The loop's clock is cached per turn; a long Lua run would make the timer
-   * fire early without this. */
-  uv_update_time(th_loop());
-  uv_timer_start(&s->timer, on_fire, (uint64_t)(secs * 1000 + 0.5), 0);
-  return th_yield(L, cancel_sleep, s);
+  th_wait *w = th_wait_new(L, "timer.sleep", on_slept, NULL);
+  return th_wait_yield(L, w, secs);
 }
 
 /*** Wall-clock time in seconds since the epoch, with sub-second precision.

@@ -1,4 +1,4 @@
-/* prim_tz.c: the "tz" primitive. Converts between UTC instants and wall-clock
+/* prim/tz.c: the "tz" primitive. Converts between UTC instants and wall-clock
  * time in an IANA zone, using glibc over the system tz database (no offset or
  * DST tables of our own), plus RFC 3339 formatting and parsing.
  *

@@ -20,8 +20,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "host_internal.h"
+#include "runtime/config.h"
+#include "runtime/host_internal.h"
 
 static lua_State *volatile running_thread; /* innermost thread executing Lua */
 static pid_t installed_pid;                /* interval timers do not survive fork */

@@ -1,6 +1,6 @@
 /* config.c: settings from the environment and flags (see config.h). Owns th_cfg;
  * string values point into the environment or argv, never freed. */
-#include "config.h"
+#include "runtime/config.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "host.h"
+#include "runtime/host.h"
 
 th_config th_cfg;
 

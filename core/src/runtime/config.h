@@ -37,4 +37,9 @@ int th_config_from_env(void);
  * entries consumed (1 or 2), 0 when the flag is not a setting, -1 on a bad value. */
 int th_config_flag(int argc, char **argv, int i);
 
+/* A setting the primitives read for themselves (PG_POOL_SIZE, ...): the
+ * environment, or fallback. */
+const char *th_config_str(const char *name, const char *fallback);
+long th_config_long(const char *name, long fallback);
+
 #endif

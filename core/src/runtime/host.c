@@ -15,14 +15,14 @@
 
 #include <lualib.h>
 
-#include "config.h"
-#include "host_internal.h"
-#include "primitives.h"
+#include "runtime/config.h"
+#include "runtime/host_internal.h"
 
 static uv_loop_t loop;
 static int loop_ready;
 static char *lua_root;
 static th_ctx *running_ctx; /* the ctx inside lua_resume, for the budget hook */
+static th_preload_fn preload;
 
 /* Every live state, for metrics and shutdown. */
 static th_state **all_states;
@@ -39,6 +39,8 @@ void th_loop_init(void) {
 }
 
 const char *th_lua_root(void) { return lua_root; }
+
+void th_host_set_preload(th_preload_fn fn) { preload = fn; }
 
 void th_set_lua_root(const char *dir) {
   free(lua_root);
@@ -205,7 +207,7 @@ th_state *th_state_new(th_state_mode mode, const char *dir, size_t mem_limit, ch
     th_budget_open_coroutine(L);
   }
   set_path(L, dir, mode);
-  th_primitives_preload(L);
+  if (preload) preload(L);
   th_budget_install();
   s->req_mt_ref = LUA_NOREF;
   s->manifest_ref = LUA_NOREF;
@@ -340,23 +342,8 @@ void th_resume(th_ctx *ctx, int nresults) {
   th__run(ctx, nresults);
 }
 
-/* ---- shared values ----------------------------------------------------- */
-
-void th_push_null(lua_State *L) { lua_pushlightuserdata(L, NULL); }
-
-void th_mark_array(lua_State *L) {
-  if (luaL_getmetatable(L, "th.json.array") == LUA_TNIL) {
-    lua_pop(L, 1);
-    luaL_newmetatable(L, "th.json.array");
-    lua_pushliteral(L, "array");
-    lua_setfield(L, -2, "__jsontype");
-  }
-  lua_setmetatable(L, -2);
-}
-
 /* Run `module.loader` style code at load time with the traceback handler and a
  * CPU deadline. Used by bundle.c to load manifests. */
-int th_state_pcall_load(th_state *s, int nargs, int nres);
 int th_state_pcall_load(th_state *s, int nargs, int nres) {
   lua_State *L = s->L;
   /* No traceback: a start-up failure is one line naming the file and line. */

@@ -46,11 +46,12 @@ struct th_ctx {
   th_cancel_fn cancel; /* may be NULL when the wait needs no teardown */
   void *cancel_data;
   th_done_fn done;
-  void *owner;               /* the connection, delivery, ... that started it */
-  const char *route_pattern; /* requests: the matched route (owned by the state) */
-  char request_id[64];       /* for log lines; may be empty */
-  uint64_t cpu_used_ns;      /* Lua run time so far, against the CPU budget */
-  uint64_t slice_start_ns;   /* start of the current resume */
+  void *owner;                            /* the connection, delivery, ... that started it */
+  const char *route_pattern;              /* requests: the matched route (owned by the state) */
+  struct th_metrics_route *route_metrics; /* requests: that route's series */
+  char request_id[64];                    /* for log lines; may be empty */
+  uint64_t cpu_used_ns;                   /* Lua run time so far, against the CPU budget */
+  uint64_t slice_start_ns;                /* start of the current resume */
 };
 
 /* The loop of this process (one per worker). */
@@ -71,23 +72,9 @@ int th_yield(lua_State *L, th_cancel_fn cancel, void *data);
  * May run Lua code and may finish (and free) the ctx: do not touch ctx after. */
 void th_resume(th_ctx *ctx, int nresults);
 
-/* Push the shared "null" value (json.null, a NULL lightuserdata) so that a
- * database NULL encodes as JSON null. */
-void th_push_null(lua_State *L);
-
-/* Mark the table at the top of the stack as a JSON array (so `{}` encodes as []). */
-void th_mark_array(lua_State *L);
-
 /* Logging from C. level: "debug", "info", "warn", "error". Writes one JSON line
  * with the ctx's request id when ctx is not NULL. */
 void th_log(th_ctx *ctx, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
-/* Configuration read once at start-up (environment, then flags). */
-const char *th_config_str(const char *name, const char *fallback);
-long th_config_long(const char *name, long fallback);
-
-/* Metrics gauges the pg pool updates (see metrics.c). */
-void th_metrics_pool(int in_use, int idle, int waiting);
 
 #endif

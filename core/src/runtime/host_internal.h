@@ -1,19 +1,10 @@
-/* host_internal.h: what the core (server, bundles, router, CLI) knows about bundle
- * states and generations; primitives only see host.h. */
+/* host_internal.h: what the core (server, router, CLI) knows about bundle states
+ * and generations; primitives only see host.h. */
 #ifndef TH_HOST_INTERNAL_H
 #define TH_HOST_INTERNAL_H
 
-#include "host.h"
-#include "log.h"
-
-typedef struct th_route {
-  char method[8];
-  const char *pattern; /* as declared, e.g. /api/tasks/:id (owned by the state) */
-  char **segments;     /* split pattern; a segment starting with ':' is a param */
-  int nseg;
-  int handler_ref; /* registry ref in state->L */
-  th_state *state;
-} th_route;
+#include "runtime/host.h"
+#include "runtime/log.h"
 
 typedef enum { TH_STATE_BUNDLE, TH_STATE_SCRIPT } th_state_mode;
 
@@ -38,25 +29,34 @@ struct th_state {
 /* A copy of str owned by s, valid until the state closes. */
 const char *th_state_intern(th_state *s, const char *str);
 
+/* The states of every bundle loaded together; the server serves one generation
+ * at a time (its route table is the router's, http/router.c). */
 typedef struct th_generation {
   th_state **states;
   int nstates;
-  th_route *routes;
-  int nroutes;
-  int refs; /* the server holds one while it is current */
 } th_generation;
 
-/* Create a Lua state. mode BUNDLE gets the allow-listed environment. lua_dirs is a
- * ';'-separated list of extra module roots (the repository's lua/). */
+/* What every new state gets in package.preload (the primitives and facades):
+ * set once by main.c, so the runtime does not depend on prim/. */
+typedef void (*th_preload_fn)(lua_State *L);
+void th_host_set_preload(th_preload_fn fn);
+
+/* Create a Lua state. mode BUNDLE gets the allow-listed environment. */
 th_state *th_state_new(th_state_mode mode, const char *dir, size_t mem_limit, char *err,
                        size_t errlen);
 void th_state_free(th_state *s);
 /* Called when a ctx of s finished; frees a retired state that became idle. */
 void th_state_maybe_close(th_state *s);
+/* Call the function below nargs args on s->L at load time (manifests): no
+ * traceback, bounded by a CPU deadline. Returns lua_pcall's status. */
+int th_state_pcall_load(th_state *s, int nargs, int nres);
 
 /* Take a ctx for a new unit of work on s. The function to run and its args are
  * then pushed onto ctx->co and th_ctx_start starts it. */
 th_ctx *th_ctx_new(th_state *s, th_ctx_kind kind);
+void th_ctx_start(th_ctx *ctx, int nargs);
+/* Give a finished ctx back (from its done callback). */
+void th_ctx_release(th_ctx *ctx);
 /* The ctx inside lua_resume now, or NULL (module loading, no Lua running). */
 th_ctx *th_running_ctx(void);
 /* CLOCK_MONOTONIC in nanoseconds: the clock of the CPU budget. */
@@ -67,51 +67,34 @@ uint64_t th_now_ns(void);
 void th_budget_install(void);
 lua_State *th_budget_swap(lua_State *L);
 void th_budget_open_coroutine(lua_State *L);
-void th_ctx_start(th_ctx *ctx, int nargs);
-/* Give a finished ctx back (from its done callback). */
-void th_ctx_release(th_ctx *ctx);
 
-/* Load every bundle directory into a new generation. On failure prints one line
- * naming the file (and line) and returns NULL. */
+/* Load every bundle directory into a new generation (bundle.c). On failure
+ * prints one line naming the file (and line) and returns NULL. */
 th_generation *th_generation_load(char **dirs, int n);
 void th_generation_retire(th_generation *g);
-const th_route *th_route_match(const th_generation *g, const char *method, const char *path,
-                               size_t path_len, int *method_mismatch);
-
-const char *th_route_allowed(const th_generation *g, const char *path, size_t len);
-
-/* Capture the :params of a matched route into a new table on L. */
-void th_route_push_params(lua_State *L, const th_route *r, const char *path, size_t path_len);
-
-/* Push the percent-decoded bytes of s; '+' becomes a space when plus_as_space. */
-void th_push_urldecoded(lua_State *L, const char *s, size_t n, int plus_as_space);
+/* Run each state's manifest on_start as a background task. */
+void th_generation_start(th_generation *g);
 
 /* Where the repository's shared Lua modules live (lua/), found once at start-up. */
 const char *th_lua_root(void);
 void th_set_lua_root(const char *dir);
 
-/* Encode the value at idx of L as JSON into out; returns 0, or -1 with an error
- * message pushed on L. Tables marked as arrays encode as [] when empty. */
-int th_json_encode(lua_State *L, int idx, th_buf *out);
-
-/* Decode JSON text: pushes the value and returns 0, or pushes an error message
- * and returns -1. Arrays are marked (see th_mark_array); null is th_push_null. */
-int th_json_decode(lua_State *L, const char *s, size_t n);
-
 /* The loop of this process. */
 void th_loop_init(void);
 
-/* Background tasks (prim_task.c). */
+/* Background tasks (tasks.c): start the function at the top of L (nargs
+ * arguments above it) as a job of s; ask the tasks of one state or of every
+ * live state to stop; count them, and be told when the last one returned. */
 void th_task_start(th_state *s, lua_State *L, int nargs, const char *name);
 void th_state_signal_stop(th_state *s);
-int th_jobs_active(void);
-void th_jobs_on_idle(void (*cb)(void));
-/* Run each state's manifest on_start as a background task. */
-void th_generation_start(th_generation *g);
-/* Ask every live state's background tasks to stop. */
 void th_states_signal_stop(void);
+int th_jobs_active(void);
+/* task.wait: sleep up to seconds in the running job, ending early (with true)
+ * when its state should stop. Use as `return th_task_wait(L, s);`. */
+int th_task_wait(lua_State *L, double seconds);
+void th_jobs_on_idle(void (*cb)(void));
 
-/* Total Lua memory of live states, per bundle, for /metrics. */
+/* Every live state, for /metrics. */
 typedef void (*th_state_visit_fn)(const th_state *s, void *arg);
 void th_states_visit(th_state_visit_fn fn, void *arg);
 

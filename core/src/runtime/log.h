@@ -5,20 +5,7 @@
 
 #include <stddef.h>
 
-typedef struct th_buf {
-  char *data;
-  size_t len, cap;
-} th_buf;
-
-void th_buf_add(th_buf *b, const char *s, size_t n);
-void th_buf_adds(th_buf *b, const char *s);
-void th_buf_printf(th_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Append s as a JSON string body (without quotes), escaping what JSON requires. */
-void th_buf_json_escape(th_buf *b, const char *s, size_t n);
-/* The decimal digits of v written backwards so that they end at `end` (at most 20
- * bytes before it); returns where they start. No terminator, no printf. */
-char *th_decimal(char *end, unsigned long long v);
-void th_buf_free(th_buf *b);
+#include "base/buf.h"
 
 /* 0 debug, 1 info, 2 warn, 3 error */
 int th_log_level_num(const char *level);

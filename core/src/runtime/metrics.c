@@ -4,36 +4,40 @@
  * each sample carries a `worker` label (the pid) so a scrape of several workers
  * can be summed. Route labels are declared patterns, never raw paths, so the
  * number of series stays bounded. */
-#include "metrics.h"
+#include "runtime/metrics.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "host_internal.h"
+#include "runtime/host_internal.h"
 
 static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 #define NB (sizeof bounds / sizeof bounds[0])
 
 typedef struct series {
-  char *route;
+  int method_id; /* the server's method number, -1 for "-" */
   char method[8];
   int status;
   uint64_t count;
 } series;
 
-typedef struct hist {
+/* One route pattern's series: found by name once (when a route table is built),
+ * then reached through the pointer the route keeps. Never freed: the number of
+ * patterns is bounded by the manifests, and counters outlive reloads. */
+struct th_metrics_route {
   char *route;
+  series *counters;
+  int n_counters;
   uint64_t buckets[NB];
   uint64_t count;
   double sum;
-} hist;
+};
 
-static series *counters;
-static int n_counters;
-static hist *hists;
-static int n_hists;
+static th_metrics_route **routes;
+static int n_routes;
 static int pool_in_use, pool_idle, pool_waiting;
 
 void th_metrics_pool(int in_use, int idle, int waiting) {
@@ -42,44 +46,38 @@ void th_metrics_pool(int in_use, int idle, int waiting) {
   pool_waiting = waiting;
 }
 
-void th_metrics_request(const char *route, const char *method, int status, uint64_t duration_ns) {
-  if (!route) route = "unmatched";
+th_metrics_route *th_metrics_route_get(const char *pattern) {
+  for (int i = 0; i < n_routes; i++)
+    if (!strcmp(routes[i]->route, pattern)) return routes[i];
+  routes = realloc(routes, sizeof *routes * (size_t)(n_routes + 1));
+  th_metrics_route *m = calloc(1, sizeof *m);
+  if (!routes || !m || !(m->route = strdup(pattern))) abort();
+  return routes[n_routes++] = m;
+}
+
+void th_metrics_request(th_metrics_route *m, int method_id, const char *method, int status,
+                        uint64_t duration_ns) {
   series *s = NULL;
-  for (int i = 0; i < n_counters; i++)
-    if (counters[i].status == status && !strcmp(counters[i].method, method) &&
-        !strcmp(counters[i].route, route)) {
-      s = &counters[i];
+  for (int i = 0; i < m->n_counters; i++)
+    if (m->counters[i].status == status && m->counters[i].method_id == method_id) {
+      s = &m->counters[i];
       break;
     }
   if (!s) {
-    counters = realloc(counters, sizeof *counters * (size_t)(n_counters + 1));
-    if (!counters) abort();
-    s = &counters[n_counters++];
-    s->route = strdup(route);
-    strncpy(s->method, method, sizeof s->method - 1);
-    s->method[sizeof s->method - 1] = '\0';
+    m->counters = realloc(m->counters, sizeof *m->counters * (size_t)(m->n_counters + 1));
+    if (!m->counters) abort();
+    s = &m->counters[m->n_counters++];
+    s->method_id = method_id;
+    snprintf(s->method, sizeof s->method, "%s", method);
     s->status = status;
     s->count = 0;
   }
   s->count++;
-  hist *h = NULL;
-  for (int i = 0; i < n_hists; i++)
-    if (!strcmp(hists[i].route, route)) {
-      h = &hists[i];
-      break;
-    }
-  if (!h) {
-    hists = realloc(hists, sizeof *hists * (size_t)(n_hists + 1));
-    if (!hists) abort();
-    h = &hists[n_hists++];
-    memset(h, 0, sizeof *h);
-    h->route = strdup(route);
-  }
   double secs = (double)duration_ns / 1e9;
   for (size_t b = 0; b < NB; b++)
-    if (secs <= bounds[b]) h->buckets[b]++;
-  h->count++;
-  h->sum += secs;
+    if (secs <= bounds[b]) m->buckets[b]++;
+  m->count++;
+  m->sum += secs;
 }
 
 static void label(th_buf *out, const char *s) { th_buf_json_escape(out, s, strlen(s)); }
@@ -96,17 +94,20 @@ void th_metrics_render(th_buf *out) {
   th_buf_adds(out,
               "# HELP todo_host_http_requests_total HTTP requests by route, method and status.\n"
               "# TYPE todo_host_http_requests_total counter\n");
-  for (int i = 0; i < n_counters; i++) {
-    th_buf_printf(out, "todo_host_http_requests_total{worker=\"%d\",route=\"", pid);
-    label(out, counters[i].route);
-    th_buf_printf(out, "\",method=\"%s\",status=\"%d\"} %llu\n", counters[i].method,
-                  counters[i].status, (unsigned long long)counters[i].count);
-  }
+  for (int r = 0; r < n_routes; r++)
+    for (int i = 0; i < routes[r]->n_counters; i++) {
+      const series *c = &routes[r]->counters[i];
+      th_buf_printf(out, "todo_host_http_requests_total{worker=\"%d\",route=\"", pid);
+      label(out, routes[r]->route);
+      th_buf_printf(out, "\",method=\"%s\",status=\"%d\"} %llu\n", c->method, c->status,
+                    (unsigned long long)c->count);
+    }
   th_buf_adds(out, "# HELP todo_host_http_request_duration_seconds Time from the first byte of a "
                    "request to its response.\n"
                    "# TYPE todo_host_http_request_duration_seconds histogram\n");
-  for (int i = 0; i < n_hists; i++) {
-    hist *h = &hists[i];
+  for (int i = 0; i < n_routes; i++) {
+    const th_metrics_route *h = routes[i];
+    if (!h->count) continue;
     for (size_t b = 0; b < NB; b++) {
       th_buf_printf(out, "todo_host_http_request_duration_seconds_bucket{worker=\"%d\",route=\"",
                     pid);

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "migrate.h"
+#include "runtime/migrate.h"
 
 /* "todo-host migrations" as a fixed advisory lock key. */
 #define MIGRATE_LOCK_KEY "7166716874616c6b"

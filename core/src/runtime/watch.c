@@ -3,14 +3,14 @@
  * last one seen; a change calls the reload callback. Polling is used because
  * inotify cannot watch a tree recursively and editors replace files in ways
  * that lose watches; at development sizes a scan costs microseconds. */
-#include "watch.h"
+#include "runtime/watch.h"
 
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "host.h"
+#include "runtime/host.h"
 
 static uv_timer_t timer;
 static int active;

@@ -1,4 +1,4 @@
-/* pg_decode.c: PostgreSQL text results -> Lua values, typed by column OID.
+/* prim/pg/decode.c: PostgreSQL text results -> Lua values, typed by column OID.
  *
  * Owns nothing long-lived: th__pg_push_rows reads a PGresult the caller owns and
  * pushes new Lua values; its scratch buffer is a Lua userdata collected with the
@@ -13,10 +13,9 @@
 #include <strings.h>
 #include <time.h>
 
-#include "host.h"
-#include "host_internal.h"
-#include "pg_internal.h"
-#include "primitives.h"
+#include "json/json.h"
+#include "prim/pg/pg_internal.h"
+#include "runtime/host.h"
 
 /* Column and element type OIDs (pg_type.dat; stable across versions). */
 enum {
@@ -112,7 +111,7 @@ static void push_tstz(lua_State *L, const char *s, size_t len) {
   lua_pushstring(L, out);
 }
 
-/* json/jsonb columns: the host's one JSON decoder (json_decode.c), which keeps
+/* json/jsonb columns: the host's one JSON decoder (json/decode.c), which keeps
  * [] apart from {} and maps null to the shared null. */
 static void push_json(lua_State *L, const char *s, size_t len, char *scratch) {
   (void)scratch;

@@ -1,11 +1,11 @@
-/* pg_listen.c: LISTEN/NOTIFY listeners of the pg primitive ("pg.core").
+/* prim/pg/listen.c: LISTEN/NOTIFY listeners of the pg primitive ("pg.core").
  *
  * listener(conn) takes a pooled connection on which LISTEN ran out of the pool
- * (th__pg_conn_detach). Owns: every th__listener (malloc'd, freed by the Lua
+ * (th__pg_conn_detach). Owns: every listener (malloc'd, freed by the Lua
  * handle's __gc/close), its PGconn (PQfinish in listener_close_io) and uv_poll_t
- * (freed in the poll's close callback), and each wait, a th__lwait (malloc'd,
- * freed in its timer's close callback). th__pg_listeners_shutdown closes every
- * listener's socket; the handles free the structs later.
+ * (freed in the poll's close callback). Each listener:wait is a th_wait
+ * (runtime/wait.c) linked in the listener's `waits`. th__pg_listeners_shutdown
+ * closes every listener's socket; the handles free the structs later.
  */
 #include <libpq-fe.h>
 #include <stdint.h>
@@ -13,93 +13,66 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host.h"
-#include "pg_internal.h"
+#include "base/list.h"
+#include "prim/pg/pg_internal.h"
+#include "runtime/host.h"
+#include "runtime/wait.h"
 
 #define LISTENER_MT "th.pg.listener"
 
 static void poll_close_cb(uv_handle_t *h) { free(h); }
 
-typedef struct th__listener th__listener;
-typedef struct th__lwait th__lwait;
-
-struct th__lwait {
-  uv_timer_t timer;
-  th_ctx *ctx;
-  th__listener *l;
-  th__lwait *next, *prev;
-};
-
-struct th__listener {
+typedef struct listener {
   PGconn *pg;
   uv_poll_t *poll; /* NULL once closed */
   int64_t gen;     /* notifications received so far */
   int broken;
   char err[256];
-  th__lwait *waits;
-  th__listener *next, *prev; /* every open listener, for shutdown */
-};
+  th_list waits; /* th_wait.link of each listener:wait */
+  th_list link;  /* in `listeners` while its socket is open */
+} listener;
 
-static th__listener *listeners;
-
-static void lwait_closed(uv_handle_t *h) { free(h->data); }
-
-static void lwait_unlink(th__lwait *w) {
-  if (w->prev)
-    w->prev->next = w->next;
-  else if (w->l->waits == w)
-    w->l->waits = w->next;
-  if (w->next) w->next->prev = w->prev;
-  w->next = w->prev = NULL;
-  uv_timer_stop(&w->timer);
-  uv_close((uv_handle_t *)&w->timer, lwait_closed);
-}
+static th_list listeners = TH_LIST_INIT(listeners);
 
 /* Resume every waiter: with the generation, or with nil, err when broken. The
- * list and what the waiters get are copied first: resumed code may wait again or
- * close the listener, which frees l (so l is not touched after the first resume). */
-static void listener_wake_all(th__listener *l) {
-  th__lwait *w = l->waits;
-  l->waits = NULL;
+ * waits are moved out and what the waiters get is copied first: resumed code may
+ * wait again or close the listener, which frees l (so l is not touched after the
+ * first resume). */
+static void listener_wake_all(listener *l) {
+  th_list waits;
+  th_list_init(&waits);
+  th_list_move_all(&waits, &l->waits);
   int broken = l->broken;
   lua_Integer gen = (lua_Integer)l->gen;
   char err[sizeof l->err];
   snprintf(err, sizeof err, "%s", l->err[0] ? l->err : "connection lost");
-  while (w) {
-    th__lwait *next = w->next;
-    th_ctx *ctx = w->ctx;
-    w->next = w->prev = NULL;
-    uv_timer_stop(&w->timer);
-    uv_close((uv_handle_t *)&w->timer, lwait_closed);
-    lua_checkstack(ctx->co, 2);
+  th_list *n;
+  while ((n = th_list_first(&waits))) {
+    th_wait *w = th_list_entry(n, th_wait, link);
+    lua_State *co = w->ctx->co;
+    lua_checkstack(co, 2);
     if (broken) {
-      lua_pushnil(ctx->co);
-      lua_pushstring(ctx->co, err);
-      th_resume(ctx, 2);
+      lua_pushnil(co);
+      lua_pushstring(co, err);
+      th_wait_finish(w, 2);
     } else {
-      lua_pushinteger(ctx->co, gen);
-      th_resume(ctx, 1);
+      lua_pushinteger(co, gen);
+      th_wait_finish(w, 1);
     }
-    w = next;
   }
 }
 
-static void listener_close_io(th__listener *l) {
+static void listener_close_io(listener *l) {
   if (l->poll) {
     uv_close((uv_handle_t *)l->poll, poll_close_cb);
     l->poll = NULL;
   }
   if (l->pg) PQfinish(l->pg);
   l->pg = NULL;
-  if (l->prev)
-    l->prev->next = l->next;
-  else if (listeners == l)
-    listeners = l->next;
-  if (l->next) l->next->prev = l->prev;
-  l->next = l->prev = NULL;
+  th_list_remove(&l->link);
 }
 
-static void listener_fail(th__listener *l, const char *why) {
+static void listener_fail(listener *l, const char *why) {
   if (!l->broken) th__pg_copy_line(l->err, sizeof l->err, why && *why ? why : "connection lost");
   l->broken = 1;
   th_log(NULL, "warn", "pg: listener connection lost: %s", l->err);
@@ -108,7 +81,7 @@ static void listener_fail(th__listener *l, const char *why) {
 }
 
 static void on_listener_poll(uv_poll_t *h, int status, int events) {
-  th__listener *l = h->data;
+  listener *l = h->data;
   if (status < 0) {
     listener_fail(l, uv_strerror(status));
     return;
@@ -136,8 +109,8 @@ static void on_listener_poll(uv_poll_t *h, int status, int events) {
   }
 }
 
-static th__listener *check_listener(lua_State *L) {
-  th__listener **ud = luaL_checkudata(L, 1, LISTENER_MT);
+static listener *check_listener(lua_State *L) {
+  listener **ud = luaL_checkudata(L, 1, LISTENER_MT);
   if (!*ud) luaL_error(L, "pg: listener already closed");
   return *ud;
 }
@@ -151,17 +124,16 @@ static th__listener *check_listener(lua_State *L) {
  */
 static int l_listener(lua_State *L) {
   luaL_checkudata(L, 1, TH_PG_CONN_MT);
-  th__listener **ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  listener **ud = lua_newuserdatauv(L, sizeof *ud, 0);
   *ud = NULL;
   luaL_setmetatable(L, LISTENER_MT);
   PGconn *pg = th__pg_conn_detach(L, 1); /* raises before anything is allocated */
-  th__listener *l = th__pg_xcalloc(1, sizeof *l);
+  listener *l = th__pg_xcalloc(1, sizeof *l);
   l->poll = th__pg_xcalloc(1, sizeof *l->poll);
   l->pg = pg;
+  th_list_init(&l->waits);
   *ud = l;
-  l->next = listeners;
-  if (listeners) listeners->prev = l;
-  listeners = l;
+  th_list_push_front(&listeners, &l->link);
   int rc = uv_poll_init(th_loop(), l->poll, PQsocket(l->pg));
   if (rc < 0) {
     free(l->poll);
@@ -181,17 +153,9 @@ static int l_listener(lua_State *L) {
   return 1;
 }
 
-static void on_lwait_timeout(uv_timer_t *t) {
-  th__lwait *w = t->data;
-  th_ctx *ctx = w->ctx;
-  lwait_unlink(w);
-  lua_pushboolean(ctx->co, 0);
-  th_resume(ctx, 1);
-}
-
-static void lwait_cancel(th_ctx *ctx, void *data) {
-  (void)ctx;
-  lwait_unlink(data);
+static void on_wait_timeout(th_wait *w) {
+  lua_pushboolean(w->ctx->co, 0);
+  th_wait_finish(w, 1);
 }
 
 /*** Wait for a notification newer than `after`.
@@ -205,7 +169,7 @@ static void lwait_cancel(th_ctx *ctx, void *data) {
  * @treturn[3] string message when the connection is lost (open a new listener)
  */
 static int l_listener_wait(lua_State *L) {
-  th__listener *l = check_listener(L);
+  listener *l = check_listener(L);
   lua_Number secs = luaL_checknumber(L, 2);
   luaL_argcheck(L, secs >= 0 && secs <= 86400, 2, "expected 0 to 86400 seconds");
   lua_Integer after = luaL_optinteger(L, 3, (lua_Integer)l->gen);
@@ -218,18 +182,9 @@ static int l_listener_wait(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)l->gen);
     return 1;
   }
-  th_ctx *ctx = th_ctx_check(L, "listener:wait");
-  th__lwait *w = th__pg_xcalloc(1, sizeof *w);
-  w->ctx = ctx;
-  w->l = l;
-  uv_timer_init(th_loop(), &w->timer);
-  w->timer.data = w;
-  uv_update_time(th_loop());
-  uv_timer_start(&w->timer, on_lwait_timeout, (uint64_t)(secs * 1000 + 0.5), 0);
-  w->next = l->waits;
-  if (l->waits) l->waits->prev = w;
-  l->waits = w;
-  return th_yield(L, lwait_cancel, w);
+  th_wait *w = th_wait_new(L, "listener:wait", on_wait_timeout, l);
+  th_list_push_front(&l->waits, &w->link);
+  return th_wait_yield(L, w, secs);
 }
 
 /*** Notifications received so far.
@@ -237,7 +192,7 @@ static int l_listener_wait(lua_State *L) {
  * @treturn integer
  */
 static int l_listener_generation(lua_State *L) {
-  th__listener *l = check_listener(L);
+  listener *l = check_listener(L);
   lua_pushinteger(L, (lua_Integer)l->gen);
   return 1;
 }
@@ -246,10 +201,10 @@ static int l_listener_generation(lua_State *L) {
  * @function listener:close
  */
 static int l_listener_close(lua_State *L) {
-  th__listener **ud = luaL_checkudata(L, 1, LISTENER_MT);
-  th__listener *l = *ud;
+  listener **ud = luaL_checkudata(L, 1, LISTENER_MT);
+  listener *l = *ud;
   if (!l) return 0;
-  if (l->waits && !l->broken) {
+  if (!th_list_empty(&l->waits) && !l->broken) {
     snprintf(l->err, sizeof l->err, "listener closed");
     l->broken = 1;
   }
@@ -261,17 +216,14 @@ static int l_listener_close(lua_State *L) {
 }
 
 void th__pg_listeners_shutdown(void) {
-  while (listeners) {
-    th__listener *l = listeners;
-    th__lwait *w = l->waits;
-    if (w) th_log(NULL, "warn", "pg: shutdown with a listener still waited on");
-    l->waits = NULL;
-    while (w) {
-      th__lwait *next = w->next;
-      uv_timer_stop(&w->timer);
-      uv_close((uv_handle_t *)&w->timer, lwait_closed);
-      w = next;
-    }
+  th_list *n;
+  while ((n = th_list_first(&listeners))) {
+    listener *l = th_list_entry(n, listener, link);
+    if (!th_list_empty(&l->waits))
+      th_log(NULL, "warn", "pg: shutdown with a listener still waited on");
+    th_list *wn;
+    while ((wn = th_list_first(&l->waits)))
+      th_wait_close(th_list_entry(wn, th_wait, link));
     l->broken = 1;
     snprintf(l->err, sizeof l->err, "shutting down");
     listener_close_io(l); /* unlinks it; the handle frees it */

@@ -1,4 +1,4 @@
-/* pg.h: what the host needs from the pg primitive (prim_pg.c) besides the Lua
+/* pg.h: what the host needs from the pg primitive (prim/pg/) besides the Lua
  * module "pg.core": a readiness probe for /readyz and the shutdown step.
  * The pool is per process (per worker) and shared by every bundle state. */
 #ifndef TH_PG_H
