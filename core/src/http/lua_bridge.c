@@ -235,7 +235,11 @@ static void on_handler_done(th_ctx *ctx, int status, int nres) {
   }
   if (!th_conn_closed(conn)) {
     if (status != LUA_OK) {
-      th_conn_error(conn, 500, "internal", "internal server error");
+      /* The code and message of lua/http/errors.lua's `internal`. */
+      char msg[128];
+      snprintf(msg, sizeof msg, "something went wrong on our side; quote request id %s",
+               ctx->request_id[0] ? ctx->request_id : "?");
+      th_conn_error(conn, 500, "internal_error", msg);
     } else {
       th_conn_respond(conn, &res);
     }

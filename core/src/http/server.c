@@ -396,6 +396,9 @@ void th_conn_respond(th_conn *c, th_response *res) {
 static void conn_error_with(th_conn *c, int status, const char *code, const char *message,
                             const char *extra_headers);
 
+/* The 503s say when to come back, as lua/http/errors.lua's `unavailable` does. */
+#define RETRY_AFTER "Retry-After: 1\r\n"
+
 void th_conn_error(th_conn *c, int status, const char *code, const char *message) {
   conn_error_with(c, status, code, message, NULL);
 }
@@ -484,7 +487,7 @@ static void dispatch(th_conn *c) {
   assign_request_id(r);
   if (handle_builtin(c, r)) return;
   if (!current_gen) {
-    th_conn_error(c, 503, "unavailable", "no bundles are loaded");
+    conn_error_with(c, 503, "unavailable", "no bundles are loaded; retry shortly", RETRY_AFTER);
     return;
   }
   int mismatch = 0;
@@ -671,7 +674,8 @@ static void on_connection(uv_stream_t *server, int status) {
     c->req.method = "-";
     c->req.keep_alive = 0;
     c->error_status = 503;
-    th_conn_error(c, 503, "too_many_connections", "the server is at its connection limit");
+    conn_error_with(c, 503, "too_many_connections",
+                    "the server is at its connection limit; retry shortly", RETRY_AFTER);
     return;
   }
   set_timer(c, th_cfg.header_timeout_ms);
