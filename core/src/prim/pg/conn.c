@@ -67,22 +67,14 @@ int th__pg_conn_rewatch(th__conn *c) {
 
 void th__pg_idle_remove(th__conn *c) {
   if (!c->in_idle) return;
-  th__conn **pp = &P.idle;
-  while (*pp != c)
-    pp = &(*pp)->idle_next;
-  *pp = c->idle_next;
-  c->idle_next = NULL;
+  th_list_remove(&c->idle_link);
   c->in_idle = 0;
   P.n_idle--;
 }
 
 void th__pg_dirty_remove(th__conn *c) {
   if (!c->dirty) return;
-  th__conn **pp = &P.dirty;
-  while (*pp != c)
-    pp = &(*pp)->dirty_next;
-  *pp = c->dirty_next;
-  c->dirty_next = NULL;
+  th_list_remove(&c->dirty_link);
   c->dirty = 0;
 }
 
@@ -121,14 +113,14 @@ void th__pg_q_push(th__conn *c, th__req *r) {
   if (!c->unsent) c->unsent = r;
   if (!c->dirty) {
     c->dirty = 1;
-    c->dirty_next = P.dirty;
-    P.dirty = c;
+    if (!P.dirty.next) th_list_init(&P.dirty);
+    th_list_push_front(&P.dirty, &c->dirty_link);
   }
   if (!P.closed) uv_prepare_start(&P.flush, th__pg_on_flush);
 }
 
 void th__pg_q_remove(th__conn *c, th__req *r) {
-  if (c->unsent == r) c->unsent = r->next;
+  if (c->unsent == r) c->unsent = th__pg_rl_next(&c->q, r);
   th__pg_rl_remove(&c->q, r);
   r->conn = NULL;
   if (c->q.n == 0) {
@@ -143,7 +135,7 @@ void th__pg_q_remove(th__conn *c, th__req *r) {
  * with msg (once each). */
 void th__pg_conn_fail_all(th__conn *c, const char *msg, const char *sqlstate) {
   th__req *r;
-  while ((r = c->q.head)) {
+  while ((r = th__pg_rl_head(&c->q))) {
     th__pg_q_remove(c, r);
     if (r->kind == RQ_RESET || r->kind == RQ_PING) {
       th__pg_req_free(r);
@@ -173,19 +165,15 @@ void th__pg_conn_destroy(th__conn *c) {
   th__pg_clear_outcome(c);
   for (int i = 0; i < c->nstmts; i++)
     free(c->stmts[i].sql);
-  if (c->prev)
-    c->prev->next = c->next;
-  else if (P.all == c)
-    P.all = c->next;
-  if (c->next) c->next->prev = c->prev;
+  th_list_remove(&c->link);
   P.n_total--;
   free(c);
 }
 
 void th__pg_conn_to_idle(th__conn *c) {
   c->held = 0;
-  c->idle_next = P.idle;
-  P.idle = c;
+  if (!P.idle.next) th_list_init(&P.idle);
+  th_list_push_front(&P.idle, &c->idle_link);
   c->in_idle = 1;
   P.n_idle++;
   conn_watch(c, UV_READABLE, 0); /* notice a server-side close while idle */
@@ -200,8 +188,8 @@ void th__pg_conn_connect_failed(th__conn *c, const char *msg) {
   th__pg_connect_backoff();
   /* Tell one waiter that has no other attempt underway why it cannot go on. */
   if (P.wait.n > P.n_connecting)
-    th__pg_waiter_fail(P.wait.head, buf, "08001");
-  else if (P.qwait.head && P.n_connecting == 0 && P.n_shared == 0)
+    th__pg_waiter_fail(th__pg_wl_head(&P.wait), buf, "08001");
+  else if (th__pg_rl_head(&P.qwait) && P.n_connecting == 0 && P.n_shared == 0)
     th__pg_qwait_fail_all(buf, "08001");
   th__pg_pool_dispatch();
 }
@@ -228,9 +216,8 @@ int th__pg_conn_start(void) {
   c->pg = PQconnectStartParams(kw, val, 1);
   if (!c->pg) abort();
   PQsetNoticeProcessor(c->pg, on_notice, NULL);
-  c->next = P.all;
-  if (P.all) P.all->prev = c;
-  P.all = c;
+  if (!P.all.next) th_list_init(&P.all);
+  th_list_push_front(&P.all, &c->link);
   P.n_total++;
   P.n_connecting++;
   c->io = IO_CONNECT;
@@ -242,9 +229,9 @@ int th__pg_conn_start(void) {
     th__pg_connect_backoff();
     th_log(NULL, "warn", "pg: connection failed: %s", msg);
     snprintf(buf, sizeof buf, "connection failed: %s", msg);
-    if (P.wait.head)
-      th__pg_waiter_fail(P.wait.head, buf, "08001");
-    else if (P.qwait.head && P.n_connecting == 0 && P.n_shared == 0)
+    if (th__pg_wl_head(&P.wait))
+      th__pg_waiter_fail(th__pg_wl_head(&P.wait), buf, "08001");
+    else if (th__pg_rl_head(&P.qwait) && P.n_connecting == 0 && P.n_shared == 0)
       th__pg_qwait_fail_all(buf, "08001");
     return -ECONNREFUSED;
   }

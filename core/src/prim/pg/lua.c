@@ -278,7 +278,7 @@ static int l_acquire(lua_State *L) {
   th__pg_pool_init();
   if (!P.url || P.closed) return push_no_pool(L);
   th_ctx *ctx = th_ctx_check(L, "pg.acquire");
-  if (!P.wait.head) {
+  if (!th__pg_wl_head(&P.wait)) {
     th__conn *c = th__pg_take_idle();
     if (!c) c = th__pg_take_shared_empty();
     if (c) {

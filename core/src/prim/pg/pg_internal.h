@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/list.h"
 #include "runtime/host.h"
 
 #define TH_PG_CONN_MT "th.pg.conn"
@@ -77,11 +78,12 @@ struct th__req {
   PGresult *result;
   char *errmsg;
   char sqlstate[6];
-  th__req *next, *prev;
+  th_list link; /* in a connection's FIFO, P.qwait or P.done */
 };
 
+/* A FIFO of reqs (base/list.h) with its length. A zeroed one is empty. */
 typedef struct {
-  th__req *head, *tail;
+  th_list list;
   int n;
 } th__rlist;
 
@@ -112,9 +114,9 @@ struct th__conn {
   char sqlstate[6];
   th__stmt stmts[STMT_CACHE_MAX];
   int nstmts, next_stmt_id;
-  th__conn *next, *prev; /* P.all */
-  th__conn *idle_next;   /* P.idle (LIFO: warm connections first) */
-  th__conn *dirty_next;  /* P.dirty */
+  th_list link;       /* in P.all */
+  th_list idle_link;  /* in P.idle (LIFO: warm connections first) */
+  th_list dirty_link; /* in P.dirty */
 };
 
 enum { W_QUEUED = 1, W_READY };
@@ -126,24 +128,47 @@ struct th__waiter {
   th__conn *conn; /* set when a connection was handed over */
   char err[256];  /* set when it failed instead */
   char sqlstate[6];
-  th__waiter *next, *prev;
+  th_list link; /* in P.wait or P.ready */
 };
 
+/* A FIFO of waiters with its length. A zeroed one is empty. */
 typedef struct {
-  th__waiter *head, *tail;
+  th_list list;
   int n;
 } th__wlist;
+
+/* Every connection: `for (c = th__pg_conn_first(); c; c = th__pg_conn_next(c))`. */
+#define th__pg_conn_first()                                                                        \
+  (th__pg_pool.all.next && !th_list_empty(&th__pg_pool.all)                                        \
+       ? th_list_entry(th__pg_pool.all.next, th__conn, link)                                       \
+       : NULL)
+#define th__pg_conn_next(c)                                                                        \
+  ((c)->link.next == &th__pg_pool.all ? NULL : th_list_entry((c)->link.next, th__conn, link))
+
+/* The first req or waiter of a list, the one after r, or NULL. */
+static inline th__req *th__pg_rl_head(const th__rlist *l) {
+  return l->list.next && !th_list_empty(&l->list) ? th_list_entry(l->list.next, th__req, link)
+                                                  : NULL;
+}
+static inline th__req *th__pg_rl_next(const th__rlist *l, const th__req *r) {
+  const th_list *n = th_list_next(&l->list, &r->link);
+  return n ? th_list_entry(n, th__req, link) : NULL;
+}
+static inline th__waiter *th__pg_wl_head(const th__wlist *l) {
+  return l->list.next && !th_list_empty(&l->list) ? th_list_entry(l->list.next, th__waiter, link)
+                                                  : NULL;
+}
 
 typedef struct th__pg_pool_t {
   int inited, closed;
   const char *url; /* NULL: no database configured */
   int size;
   long timeout_ms;
-  int depth; /* queries in flight on a shared conn before another conn is used */
-  int cork;  /* send several queued queries as one TCP segment */
-  th__conn *all;
-  th__conn *idle;
-  th__conn *dirty;
+  int depth;     /* queries in flight on a shared conn before another conn is used */
+  int cork;      /* send several queued queries as one TCP segment */
+  th_list all;   /* every th__conn (zeroed: empty) */
+  th_list idle;  /* idle connections, the most recently used first */
+  th_list dirty; /* connections with unsent queries */
   int n_total, n_connecting, n_idle, n_held, n_shared, n_shared_busy, n_draining;
   th__wlist wait, ready;     /* acquire() */
   th__rlist qwait, done;     /* standalone queries without a conn; finished, to resume */
@@ -161,6 +186,18 @@ typedef struct th__pg_pool_t {
 /* The pool of this process (pool.c). */
 extern th__pg_pool_t th__pg_pool;
 #define P th__pg_pool
+
+/* The first connection of P.idle or P.dirty (by their links), or NULL. */
+static inline th__conn *th__pg_idle_first(void) {
+  return th__pg_pool.idle.next && !th_list_empty(&th__pg_pool.idle)
+             ? th_list_entry(th__pg_pool.idle.next, th__conn, idle_link)
+             : NULL;
+}
+static inline th__conn *th__pg_dirty_first(void) {
+  return th__pg_pool.dirty.next && !th_list_empty(&th__pg_pool.dirty)
+             ? th_list_entry(th__pg_pool.dirty.next, th__conn, dirty_link)
+             : NULL;
+}
 
 static inline void *th__pg_xcalloc(size_t n, size_t sz) {
   void *p = calloc(n, sz);

@@ -49,58 +49,33 @@ void th__pg_report_metrics(void) {
 /* ---- lists ------------------------------------------------------------- */
 
 void th__pg_wl_push(th__wlist *l, th__waiter *w) {
-  w->next = NULL;
-  w->prev = l->tail;
-  if (l->tail)
-    l->tail->next = w;
-  else
-    l->head = w;
-  l->tail = w;
+  if (!l->list.next) th_list_init(&l->list);
+  th_list_push_back(&l->list, &w->link);
   l->n++;
 }
 
 void th__pg_wl_remove(th__wlist *l, th__waiter *w) {
-  if (w->prev)
-    w->prev->next = w->next;
-  else
-    l->head = w->next;
-  if (w->next)
-    w->next->prev = w->prev;
-  else
-    l->tail = w->prev;
-  w->next = w->prev = NULL;
+  th_list_remove(&w->link);
   l->n--;
 }
 
 void th__pg_rl_push(th__rlist *l, th__req *r) {
-  r->next = NULL;
-  r->prev = l->tail;
-  if (l->tail)
-    l->tail->next = r;
-  else
-    l->head = r;
-  l->tail = r;
+  if (!l->list.next) th_list_init(&l->list);
+  th_list_push_back(&l->list, &r->link);
   l->n++;
 }
 
 void th__pg_rl_remove(th__rlist *l, th__req *r) {
-  if (r->prev)
-    r->prev->next = r->next;
-  else
-    l->head = r->next;
-  if (r->next)
-    r->next->prev = r->prev;
-  else
-    l->tail = r->prev;
-  r->next = r->prev = NULL;
+  th_list_remove(&r->link);
   l->n--;
 }
 
 void th__pg_arm_wait_timer(void) {
   if (P.closed) return;
   uint64_t d = UINT64_MAX;
-  if (P.wait.head) d = P.wait.head->deadline_ms;
-  if (P.qwait.head && P.qwait.head->deadline_ms < d) d = P.qwait.head->deadline_ms;
+  if (th__pg_wl_head(&P.wait)) d = th__pg_wl_head(&P.wait)->deadline_ms;
+  if (th__pg_rl_head(&P.qwait) && th__pg_rl_head(&P.qwait)->deadline_ms < d)
+    d = th__pg_rl_head(&P.qwait)->deadline_ms;
   if (d == UINT64_MAX) {
     uv_timer_stop(&P.wait_timer);
     return;
@@ -141,7 +116,7 @@ void th__pg_push_handle(lua_State *L, th__conn *c) {
  * and no other is underway). */
 void th__pg_qwait_fail_all(const char *msg, const char *sqlstate) {
   th__req *r;
-  while ((r = P.qwait.head)) {
+  while ((r = th__pg_rl_head(&P.qwait))) {
     th__pg_rl_remove(&P.qwait, r);
     th__pg_req_set_error(r, msg, sqlstate);
     th__pg_req_finish(r);
@@ -172,8 +147,8 @@ static int conn_alive(th__conn *c) {
 /* An idle connection that is still open, taken out of P.idle (not yet held or
  * shared: the caller decides). */
 th__conn *th__pg_take_idle(void) {
-  while (P.idle) {
-    th__conn *c = P.idle;
+  th__conn *c;
+  while ((c = th__pg_idle_first())) {
     th__pg_idle_remove(c);
     if (conn_alive(c)) return c;
     th_log(NULL, "info", "pg: dropping a closed idle connection");
@@ -184,8 +159,8 @@ th__conn *th__pg_take_idle(void) {
 
 /* A shared connection with nothing in flight, unshared, for acquire(). */
 th__conn *th__pg_take_shared_empty(void) {
-  for (th__conn *c = P.all, *next; c; c = next) {
-    next = c->next;
+  for (th__conn *c = th__pg_conn_first(), *next; c; c = next) {
+    next = th__pg_conn_next(c);
     if (!c->shared || c->q.n || !c->pg) continue;
     th__pg_conn_unshare(c);
     if (conn_alive(c)) return c;
@@ -198,7 +173,7 @@ th__conn *th__pg_take_shared_empty(void) {
  * STALL_MS: its backend is stalled (descheduled, a slow query), and whatever is
  * queued behind it waits as long. */
 static int conn_load(th__conn *c) {
-  th__req *h = c->q.head;
+  th__req *h = th__pg_rl_head(&c->q);
   int load = c->q.n;
   if (h && h->sent && th__pg_now_ms() - h->sent_ms > STALL_MS) load += 1 << 16;
   return load;
@@ -209,7 +184,7 @@ th__conn *th__pg_pick_shared(void) {
   for (;;) {
     th__conn *best = NULL;
     int best_load = 0;
-    for (th__conn *c = P.all; c; c = c->next) {
+    for (th__conn *c = th__pg_conn_first(); c; c = th__pg_conn_next(c)) {
       if (!c->shared || c->draining || !c->pg || c->q.n >= P.depth) continue;
       int load = conn_load(c);
       if (!best || load < best_load) best = c, best_load = load;
@@ -221,7 +196,7 @@ th__conn *th__pg_pick_shared(void) {
     }
     if (best && best->q.n == 0) return best;
     /* Spread to an idle connection before queueing behind another query. */
-    if (!P.wait.head) {
+    if (!th__pg_wl_head(&P.wait)) {
       th__conn *c = th__pg_take_idle();
       if (c) {
         th__pg_conn_share(c);
@@ -236,8 +211,8 @@ th__conn *th__pg_pick_shared(void) {
 void th__pg_pool_dispatch(void) {
   if (P.closed) return;
   for (;;) {
-    th__waiter *w = P.wait.head;
-    th__req *q = P.qwait.head;
+    th__waiter *w = th__pg_wl_head(&P.wait);
+    th__req *q = th__pg_rl_head(&P.qwait);
     if (!w && !q) break;
     int tx_first = w && (!q || w->deadline_ms <= q->deadline_ms);
     th__conn *c = th__pg_take_idle();
@@ -249,7 +224,7 @@ void th__pg_pool_dispatch(void) {
       waiter_ready(w);
     } else {
       th__pg_conn_share(c);
-      while ((q = P.qwait.head) && c->q.n < P.depth) {
+      while ((q = th__pg_rl_head(&P.qwait)) && c->q.n < P.depth) {
         th__pg_rl_remove(&P.qwait, q);
         th__pg_conn_attach(c, q, q->sql);
       }
@@ -261,12 +236,12 @@ void th__pg_pool_dispatch(void) {
     int need = (tx_need > 0 ? tx_need : 0) + (P.qwait.n ? 1 : 0);
     if (need <= P.n_connecting || P.n_total >= P.size) break;
     int rc = th__pg_conn_start();
-    if (rc == -EAGAIN || (rc < 0 && !P.wait.head && !P.qwait.head)) break;
+    if (rc == -EAGAIN || (rc < 0 && !th__pg_wl_head(&P.wait) && !th__pg_rl_head(&P.qwait))) break;
   }
   /* Still short for acquire(): shared connections stop taking queries and go
    * to the waiters once their queries answered. */
   int shortfall = P.wait.n - P.n_connecting - P.n_draining;
-  for (th__conn *c = P.all; c && shortfall > 0; c = c->next)
+  for (th__conn *c = th__pg_conn_first(); c && shortfall > 0; c = th__pg_conn_next(c))
     if (c->shared && !c->draining && c->q.n > 0) {
       c->draining = 1;
       P.n_draining++;
@@ -303,13 +278,13 @@ static void on_health(uv_timer_t *t) {
   (void)t;
   uint64_t now = th__pg_now_ms();
   /* libpq does not time out a polled connect: do it here. */
-  for (th__conn *c = P.all, *next; c; c = next) {
-    next = c->next;
+  for (th__conn *c = th__pg_conn_first(), *next; c; c = next) {
+    next = th__pg_conn_next(c);
     if ((c->io == IO_CONNECT || c->io == IO_SETUP) && now - c->started_ms > CONNECT_TIMEOUT_MS)
       th__pg_conn_connect_failed(c, "timeout");
   }
-  if (P.wait.head || P.qwait.head) return;
-  if (P.idle) {
+  if (th__pg_wl_head(&P.wait) || th__pg_rl_head(&P.qwait)) return;
+  if (th__pg_idle_first()) {
     th__conn *c = th__pg_take_idle();
     if (!c) return;
     th__pg_conn_hold(c);
@@ -319,7 +294,7 @@ static void on_health(uv_timer_t *t) {
   } else if (P.n_total == 0) {
     th__pg_conn_start(); /* becomes idle when it connects: that counts as success */
   } else if (now - P.last_ok_ms >= HEALTH_EVERY_MS) {
-    for (th__conn *c = P.all; c; c = c->next)
+    for (th__conn *c = th__pg_conn_first(); c; c = th__pg_conn_next(c))
       if (c->shared && !c->draining && c->q.n == 0 && c->pg) {
         th__pg_conn_attach_plain(c, RQ_PING, "SELECT 1"); /* in the pipeline, no hold */
         th__pg_conn_rewatch(c);
@@ -368,10 +343,10 @@ void th__pg_pool_init(void) {
 static void on_wait_timeout(uv_timer_t *t) {
   (void)t;
   uint64_t now = th__pg_now_ms();
-  while (P.wait.head && P.wait.head->deadline_ms <= now)
-    th__pg_waiter_fail(P.wait.head, "pool timeout", "");
+  while (th__pg_wl_head(&P.wait) && th__pg_wl_head(&P.wait)->deadline_ms <= now)
+    th__pg_waiter_fail(th__pg_wl_head(&P.wait), "pool timeout", "");
   th__req *r;
-  while ((r = P.qwait.head) && r->deadline_ms <= now) {
+  while ((r = th__pg_rl_head(&P.qwait)) && r->deadline_ms <= now) {
     th__pg_rl_remove(&P.qwait, r);
     th__pg_req_set_error(r, "pool timeout", "");
     th__pg_req_finish(r);
@@ -382,8 +357,8 @@ static void on_wait_timeout(uv_timer_t *t) {
 
 static void on_kick(uv_idle_t *h) {
   int n = P.ready.n; /* only those ready now: resumed code may queue more */
-  while (n-- > 0 && P.ready.head) {
-    th__waiter *w = P.ready.head;
+  while (n-- > 0 && th__pg_wl_head(&P.ready)) {
+    th__waiter *w = th__pg_wl_head(&P.ready);
     th__pg_wl_remove(&P.ready, w);
     th_ctx *ctx = w->ctx;
     int nres;
@@ -401,8 +376,8 @@ static void on_kick(uv_idle_t *h) {
     th_resume(ctx, nres);
   }
   n = P.done.n;
-  while (n-- > 0 && P.done.head) {
-    th__req *r = P.done.head;
+  while (n-- > 0 && th__pg_rl_head(&P.done)) {
+    th__req *r = th__pg_rl_head(&P.done);
     th__pg_rl_remove(&P.done, r);
     r->in_done = 0;
     th_ctx *ctx = r->ctx;
@@ -429,7 +404,7 @@ static void on_kick(uv_idle_t *h) {
     th__pg_req_free(r);
     th_resume(ctx, nres);
   }
-  if (!P.ready.head && !P.done.head) uv_idle_stop(h);
+  if (!th__pg_wl_head(&P.ready) && !th__pg_rl_head(&P.done)) uv_idle_stop(h);
   th__pg_report_metrics();
 }
 
@@ -446,15 +421,15 @@ void th_pg_shutdown(void) {
   if (!P.inited || P.closed) return;
   P.closed = 1;
   th__req *r;
-  while ((r = P.done.head)) { /* their coroutines were cancelled: nobody resumes */
+  while ((r = th__pg_rl_head(&P.done))) { /* their coroutines were cancelled: nobody resumes */
     th__pg_rl_remove(&P.done, r);
     r->in_done = 0;
     r->ctx = NULL;
     if (r->kind == RQ_CONN || !r->ud) th__pg_req_free(r);
   }
   th__pg_qwait_fail_all("shutting down", "");
-  for (th__conn *c = P.all, *next; c; c = next) {
-    next = c->next;
+  for (th__conn *c = th__pg_conn_first(), *next; c; c = next) {
+    next = th__pg_conn_next(c);
     if (c->q.n) th_log(NULL, "warn", "pg: shutdown with a query still waiting");
     if (c->handle) {
       th__pg_conn_fail_all(c, "shutting down", "");

@@ -189,9 +189,9 @@ static void set_cork(th__conn *c, int on) {
 /* Send every unsent query of c: several go out as one segment. */
 static void conn_flush(th__conn *c) {
   if (!c->pg || !c->unsent) return;
-  int corked = P.cork && c->cork >= 0 && c->unsent->next;
+  int corked = P.cork && c->cork >= 0 && th__pg_rl_next(&c->q, c->unsent);
   if (corked) set_cork(c, 1);
-  for (th__req *r = c->unsent; r; r = r->next) {
+  for (th__req *r = c->unsent; r; r = th__pg_rl_next(&c->q, r)) {
     if (!send_req(c, r)) {
       th__pg_conn_lost(c, PQerrorMessage(c->pg));
       return;
@@ -218,9 +218,8 @@ static void conn_flush(th__conn *c) {
 void th__pg_on_flush(uv_prepare_t *h) {
   uv_prepare_stop(h);
   th__conn *c;
-  while ((c = P.dirty)) {
-    P.dirty = c->dirty_next;
-    c->dirty_next = NULL;
+  while ((c = th__pg_dirty_first())) {
+    th_list_remove(&c->dirty_link);
     c->dirty = 0;
     conn_flush(c);
   }
@@ -273,7 +272,7 @@ static void req_complete(th__conn *c, th__req *r) {
       /* The statement does not exist: the queries behind that counted on it
        * fail with this error, not with "prepared statement does not exist". */
       cache_forget(c, r->stmt_name);
-      for (th__req *o = c->q.head; o; o = o->next)
+      for (th__req *o = th__pg_rl_head(&c->q); o; o = th__pg_rl_next(&c->q, o))
         if (!o->parse && !o->plain && !o->forced && strcmp(o->stmt_name, r->stmt_name) == 0) {
           th__pg_req_set_error(o, r->errmsg, r->sqlstate);
           o->forced = 1;
@@ -325,9 +324,9 @@ static void conn_settle(th__conn *c) {
    * has its draining connections. Left free, this connection went unused until
    * that transaction ended or a newer query came (pg_spec: "gives a freed
    * connection to a waiting query while a transaction waits too"). */
-  if (c->shared && !c->draining && P.qwait.head) {
+  if (c->shared && !c->draining && th__pg_rl_head(&P.qwait)) {
     th__req *q;
-    while ((q = P.qwait.head) && c->q.n < P.depth) {
+    while ((q = th__pg_rl_head(&P.qwait)) && c->q.n < P.depth) {
       th__pg_rl_remove(&P.qwait, q);
       th__pg_conn_attach(c, q, q->sql);
     }
@@ -338,14 +337,14 @@ static void conn_settle(th__conn *c) {
 
 void th__pg_read_results(th__conn *c) {
   int nulls = 0;
-  while (c->q.head && c->q.head->sent && !PQisBusy(c->pg)) {
+  while (th__pg_rl_head(&c->q) && th__pg_rl_head(&c->q)->sent && !PQisBusy(c->pg)) {
     PGresult *res = PQgetResult(c->pg);
     if (!res) {
       if (++nulls >= 2) break; /* nothing more is pending in libpq */
       continue;
     }
     nulls = 0;
-    th__req *r = c->q.head;
+    th__req *r = th__pg_rl_head(&c->q);
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_PIPELINE_SYNC) {
       PQclear(res);
