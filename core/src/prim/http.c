@@ -30,10 +30,6 @@
 #define TH_HTTP_DEFAULT_MAX_BODY (8 * 1024 * 1024)
 #define TH_HTTP_MAX_REDIRS 5
 
-/* Release everything this module holds; the loop must run afterwards so the
- * close callbacks can free the handles. Called by the host at shutdown. */
-void th_http_shutdown(void);
-
 typedef struct {
   uv_poll_t poll;
   curl_socket_t fd;

@@ -20,7 +20,9 @@ int luaopen_th_task(lua_State *L);      /* "task"      prim/task.c   */
 
 /* Release what primitives hold process-wide (pool connections, the curl multi
  * handle, key sets) so the loop can close. Safe to call more than once.
- * th_pg_shutdown: prim/pg/pg.h; th_jwt_reset: prim/jwt.h. */
+ * th_pg_shutdown: prim/pg/pg.h; th_jwt_reset: prim/jwt.h. th_http_shutdown
+ * (prim/http.c): the loop must run afterwards so the close callbacks can free
+ * the curl handles. */
 void th_http_shutdown(void);
 void th_task_sync_shutdown(void);
 /* Adds task.defer and task.event to the task table at the top of L. */
