@@ -55,7 +55,8 @@ static void usage(FILE *f) {
       "  DRAIN_TIMEOUT_MS (20000)  CPU_BUDGET_MS (1000)  BUNDLE_MEMORY_MB (256)  ACCESS_LOG (on)\n"
       "  LUA_GC (generational | incremental)\n"
       "  PG_POOL_SIZE (8 per worker)  PG_POOL_TIMEOUT_MS (5000)  PG_PIPELINE_DEPTH (1: queries\n"
-      "  in flight per shared connection; more pipelines standalone queries)\n"
+      "  in flight per shared connection; more pipelines standalone queries)  PG_PIPELINE_CORK "
+      "(on)\n"
       "  PG_PLAN_CACHE_MODE (auto | force_generic_plan | force_custom_plan)\n"
       "  AUTH_JWKS_URL | AUTH_JWKS_FILE  AUTH_ISSUER  AUTH_AUDIENCE  AUTH_DEV_SECRET "
       "(development)\n"
@@ -95,8 +96,7 @@ static void find_lua_root(const char *first_bundle) {
 /* /readyz: the database counts when this process has one configured (asking
  * the pool otherwise would start it for nothing). */
 static int database_ready(void) {
-  const char *url = getenv("DATABASE_URL");
-  return url && *url ? th_pg_ready() : 1;
+  return th_cfg.database_url && *th_cfg.database_url ? th_pg_ready() : 1;
 }
 
 static void close_walk(uv_handle_t *h, void *arg) {

@@ -8,8 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/host.h"
-
 th_config th_cfg;
 
 typedef enum { T_INT, T_SIZE, T_STR, T_BOOL, T_CHOICE } setting_type;
@@ -48,6 +46,10 @@ static setting settings[] = {
     {"LUA_GC", "lua-gc", T_CHOICE, &th_cfg.lua_gc, 0, 0, GC_MODES},
     {"PG_PLAN_CACHE_MODE", "pg-plan-cache-mode", T_CHOICE, &th_cfg.pg_plan_cache_mode, 0, 0,
      PLAN_CACHE_MODES},
+    {"PG_POOL_SIZE", "pg-pool-size", T_INT, &th_cfg.pg_pool_size, 1, 1000, NULL},
+    {"PG_POOL_TIMEOUT_MS", "pg-pool-timeout", T_INT, &th_cfg.pg_pool_timeout_ms, 0, 3600000, NULL},
+    {"PG_PIPELINE_DEPTH", "pg-pipeline-depth", T_INT, &th_cfg.pg_pipeline_depth, 1, 1000, NULL},
+    {"PG_PIPELINE_CORK", "pg-pipeline-cork", T_BOOL, &th_cfg.pg_pipeline_cork, 0, 1, NULL},
     {NULL, NULL, 0, NULL, 0, 0, NULL},
 };
 
@@ -70,6 +72,10 @@ static void defaults(void) {
   th_cfg.access_log = 1;
   th_cfg.lua_gc = "generational";
   th_cfg.pg_plan_cache_mode = "auto";
+  th_cfg.pg_pool_size = 8;
+  th_cfg.pg_pool_timeout_ms = 5000;
+  th_cfg.pg_pipeline_depth = 1;
+  th_cfg.pg_pipeline_cork = 1;
   th_cfg.watch = 0;
 }
 
@@ -150,19 +156,4 @@ int th_config_flag(int argc, char **argv, int i) {
     }
   }
   return 0;
-}
-
-const char *th_config_str(const char *name, const char *fallback) {
-  const char *v = getenv(name);
-  return v && *v ? v : fallback;
-}
-
-long th_config_long(const char *name, long fallback) {
-  const char *v = getenv(name);
-  char *end;
-  long n;
-  if (!v || !*v) return fallback;
-  errno = 0;
-  n = strtol(v, &end, 10);
-  return (errno || *end) ? fallback : n;
 }

@@ -24,6 +24,10 @@ typedef struct th_config {
   int access_log;                 /* 1: one JSON line per request */
   const char *lua_gc;             /* "generational" (default) or "incremental" */
   const char *pg_plan_cache_mode; /* PostgreSQL plan_cache_mode of every pool connection */
+  int pg_pool_size;               /* pool connections per worker */
+  int pg_pool_timeout_ms;         /* how long acquire() and queries wait for a connection */
+  int pg_pipeline_depth;          /* queries in flight per shared connection */
+  int pg_pipeline_cork;           /* several queued queries go out as one TCP segment */
   int watch;                      /* reload bundles when their files change */
 } th_config;
 
@@ -36,10 +40,5 @@ int th_config_from_env(void);
 /* Apply one `--name=value` or `--name value` flag; returns the number of argv
  * entries consumed (1 or 2), 0 when the flag is not a setting, -1 on a bad value. */
 int th_config_flag(int argc, char **argv, int i);
-
-/* A setting the primitives read for themselves (PG_POOL_SIZE, ...): the
- * environment, or fallback. */
-const char *th_config_str(const char *name, const char *fallback);
-long th_config_long(const char *name, long fallback);
 
 #endif

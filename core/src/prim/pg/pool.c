@@ -309,15 +309,12 @@ void th__pg_pool_config(void) {
   static int done;
   if (done) return;
   done = 1;
-  P.url = th_config_str("DATABASE_URL", NULL);
-  if (P.url && !*P.url) P.url = NULL;
-  P.size = (int)th_config_long("PG_POOL_SIZE", 8);
-  if (P.size < 1) P.size = 1;
-  P.timeout_ms = th_config_long("PG_POOL_TIMEOUT_MS", 5000);
-  if (P.timeout_ms < 0) P.timeout_ms = 0;
-  P.depth = (int)th_config_long("PG_PIPELINE_DEPTH", 1);
-  if (P.depth < 1) P.depth = 1;
-  P.cork = th_config_long("PG_PIPELINE_CORK", 1) != 0;
+  /* Validated by runtime/config.c (environment, then flags). */
+  P.url = th_cfg.database_url && *th_cfg.database_url ? th_cfg.database_url : NULL;
+  P.size = th_cfg.pg_pool_size;
+  P.timeout_ms = th_cfg.pg_pool_timeout_ms;
+  P.depth = th_cfg.pg_pipeline_depth;
+  P.cork = th_cfg.pg_pipeline_cork;
   P.reported[0] = P.reported[1] = P.reported[2] = -1;
 }
 
