@@ -364,6 +364,7 @@ static int l_res_wait(lua_State *L) {
  * @treturn[2] nil
  * @treturn[2] string error message
  * @treturn[2] string SQLSTATE
+ * @treturn[2] ?string the constraint violated (PG_DIAG_CONSTRAINT_NAME), if any
  */
 static int l_res_rows(lua_State *L) {
   th__req *r = check_res(L);
@@ -372,7 +373,9 @@ static int l_res_rows(lua_State *L) {
     lua_pushnil(L);
     lua_pushstring(L, r->errmsg);
     lua_pushstring(L, r->sqlstate);
-    return 3;
+    if (!r->constraint[0]) return 3;
+    lua_pushstring(L, r->constraint);
+    return 4;
   }
   th__pg_push_rows(L, r->result);
   if (r->result) PQclear(r->result);

@@ -78,7 +78,8 @@ struct th__req {
   PGresult *result;
   char *errmsg;
   char sqlstate[6];
-  th_list link; /* in a connection's FIFO, P.qwait or P.done */
+  char constraint[64]; /* PG_DIAG_CONSTRAINT_NAME of the error, if any */
+  th_list link;        /* in a connection's FIFO, P.qwait or P.done */
 };
 
 /* A FIFO of reqs (base/list.h) with its length. A zeroed one is empty. */

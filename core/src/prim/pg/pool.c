@@ -387,12 +387,13 @@ static void on_kick(uv_idle_t *h) {
     th__conn *c = r->owner;
     int nres = 1;
     th__pg_clear_outcome(c);
-    lua_checkstack(ctx->co, 3);
+    lua_checkstack(ctx->co, 4);
     if (r->errmsg) {
       lua_pushnil(ctx->co);
       lua_pushstring(ctx->co, r->errmsg);
       lua_pushstring(ctx->co, r->sqlstate);
       nres = 3;
+      if (r->constraint[0]) lua_pushstring(ctx->co, r->constraint), nres = 4;
     } else {
       c->result = r->result;
       r->result = NULL;

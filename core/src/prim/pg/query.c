@@ -36,6 +36,7 @@ static void req_clear_outcome(th__req *r) {
   free(r->errmsg);
   r->errmsg = NULL;
   r->sqlstate[0] = 0;
+  r->constraint[0] = 0;
 }
 
 void th__pg_req_free(th__req *r) {
@@ -242,6 +243,8 @@ static void req_keep(th__req *r, PGresult *res) {
       char line[512];
       th__pg_copy_line(line, sizeof line, m ? m : PQresultErrorMessage(res));
       th__pg_req_set_error(r, line, s);
+      const char *k = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+      snprintf(r->constraint, sizeof r->constraint, "%s", k ? k : "");
       r->parse_failed = r->parse && idx == (r->begin ? 1 : 0);
     }
     PQclear(res);
