@@ -94,8 +94,10 @@ describe("the server's own errors: one shape, documented", function()
   end)
 
   it("503 with Retry-After over MAX_CONNECTIONS", function()
+    h.sleep(0.3) -- the server sees the readiness probe's connection close
     local held = socket.tcp()
     assert(held:connect("127.0.0.1", capped.port))
+    h.sleep(0.1) -- and accepts this one: the next is over the cap
     local _, headers = expect("503", capped.port, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", 503,
       "too_many_connections")
     held:close()
