@@ -85,9 +85,7 @@ describe("the server's own errors: one shape, documented", function()
   it("500 for a failing handler, the same code and message as the Lua errors module", function()
     local doc = expect("500", host.port,
       "GET /fail HTTP/1.1\r\nHost: x\r\nX-Request-Id: shape-500\r\nConnection: close\r\n\r\n", 500, "internal_error")
-    -- lua/http/errors.lua (lua/web/errors.lua once the server-side helpers are renamed)
-    local errors = package.searchpath("web.errors", package.path) and require "web.errors"
-      or require "http.errors"
+    local errors = require "web.errors"
     local _, lua_body = errors.internal({ id = "shape-500" }, "cause")
     assert.are.equal(lua_body.error.code, doc.error.code)
     assert.are.equal(lua_body.error.message, doc.error.message)
