@@ -246,6 +246,9 @@ describe("Helm chart charts/todo-chatbot", function()
     assert.are.equal("todo-todo-chatbot-frontend", routes["/"])
     assert.are.equal("todo-todo-chatbot-frontend", routes["/api/auth"])
     assert.is_true(timeouts["/ws"] >= 3600)
+    -- In the cluster only the site's own origin may open a WebSocket.
+    local ws = named(doks, "Deployment", "todo-todo-chatbot-websocket").spec.template.spec.containers[1]
+    assert.matches("^https://", env_of(ws).WS_ALLOWED_ORIGINS.value)
     assert.is_nil(timeouts["/api"], "REST keeps the controller's short timeouts")
   end)
 
