@@ -77,18 +77,6 @@ local function has(env, word)
   for i, t in ipairs(env.toks) do if t.w == word and not env.used[t] then return i end end
   return nil
 end
-local function has_seq(env, ...)
-  local seq = { ... }
-  for i = 1, #env.toks - #seq + 1 do
-    local ok = true
-    for k, s in ipairs(seq) do
-      local x = w(env, i + k - 1)
-      if x ~= s then ok = false break end
-    end
-    if ok then return i end
-  end
-  return nil
-end
 
 -- Words that lead into a request without meaning anything themselves.
 local FILLER = {}
@@ -105,13 +93,15 @@ verbs("list", "show list display view see get what whats which how give tell any
 verbs("complete", "complete finish finished mark check tick cross done close completed did")
 verbs("reopen", "reopen uncomplete undo unmark restore unfinish uncheck undone reactivate")
 verbs("delete", "delete remove erase drop trash cancel forget clear discard scrap rid del rm nuke")
-verbs("update", "change update edit rename set modify tag label untag prioritize retitle")
+verbs("update", "change update edit rename set modify tag label untag prioritize retitle stop")
 verbs("reschedule", "reschedule move postpone push delay shift bump defer")
 verbs("snooze", "snooze")
 verbs("plan", "plan prioritise")
 
 local STATUS_DONE = { completed = true, done = true, finished = true, complete = true, closed = true,
-  ticked = true, checked = true }
+  ticked = true, checked = true, finish = true }
+local NEGATION = { ["not"] = true, havent = true, didnt = true, isnt = true, arent = true, hasnt = true,
+  nt = true, never = true }
 local STATUS_OPEN = { pending = true, open = true, remaining = true, left = true, outstanding = true,
   incomplete = true, unfinished = true, uncompleted = true, undone = true, active = true, todo = true,
   ["not"] = true, still = true, upcoming = true, current = true }
@@ -129,6 +119,22 @@ local function known_tags(env)
 end
 
 -- Intent -------------------------------------------------------------------------------
+
+-- Words that show a question is about tasks ("what's the weather" is not).
+local CUES = {}
+for x in ([[task tasks todo todos list lists pending completed complete done finished due overdue late
+  left remaining open outstanding incomplete unfinished priority urgent important tagged everything all
+  my have scheduled planned today tomorrow tonight week weekend month anything items agenda upcoming
+  next do finish]]):gmatch("%S+") do CUES[x] = true end
+
+local function list_cues(env, S)
+  for _, t in ipairs(env.toks) do
+    if CUES[t.w] or t.raw:match("^#%a") or when.WEEKDAYS[t.w] then return true end
+  end
+  local known = known_tags(env)
+  for _, t in ipairs(env.toks) do if known[t.w] then return true end end
+  return S:find(" to do ", 1, true) ~= nil
+end
 
 local function plan_words(S)
   return S:find(" plan my day ", 1, true) or S:find(" plan the day ", 1, true)
@@ -183,8 +189,11 @@ local function detect(env)
     if v == "should" then intent = (nxt == "i") and "plan" or "add" end
     if v == "need" and nxt ~= "to" then intent = nil end
     if v == "dont" and nxt ~= "forget" then intent = nil end
-    if v == "remind" and S:find(" before ", 1, true) and not S:find(" remind me to ", 1, true) then intent = "update" end
-    if v == "add" and (nxt == "tag" or nxt == "tags" or nxt == "label" or (toks[i + 1] and toks[i + 1].raw:match("^#%a"))
+    if v == "remind" and S:find(" before ", 1, true) and not S:find(" remind me to ", 1, true) then
+      intent = "update"
+    end
+    if v == "add" and (nxt == "tag" or nxt == "tags" or nxt == "label"
+      or (toks[i + 1] and toks[i + 1].raw:match("^#%a"))
       or ((nxt == "the" or nxt == "a") and toks[i + 3] and (toks[i + 3].w == "tag" or toks[i + 3].w == "label"))
       or ((nxt == "a" or nxt == "the") and toks[i + 2] and (toks[i + 2].w == "description" or toks[i + 2].w == "note"
         and S:find(" to ", 1, true)))
@@ -193,6 +202,10 @@ local function detect(env)
       intent = "update"
     end
   elseif intent == "list" then
+    if v == "get" and nxt == "rid" then return "delete", i end
+    if not (list_cues(env, S) or v == "find" or v == "search" or v == "look" or v == "lookup") then
+      return "unknown"
+    end
     if (v == "is" or v == "are") and not (nxt == "there" or nxt == "anything") then
       intent = nil
     end
@@ -229,6 +242,7 @@ local function detect(env)
   end
   if intent then return intent, i end
   -- statements without a leading verb: "groceries are done", "the report is finished"
+  if S:find(" is not done ", 1, true) or S:find(" isnt done ", 1, true) then return "reopen", 0 end
   if S:find(" is done ", 1, true) or S:find(" are done ", 1, true) or S:find(" is finished ", 1, true)
     or S:find(" is complete ", 1, true) or S:find(" is completed ", 1, true) or S:find(" done $")
     or S:find(" are finished ", 1, true) then
@@ -238,6 +252,10 @@ local function detect(env)
   if S:find(" is urgent ", 1, true) or S:find(" is important ", 1, true) then return "update", 0 end
   if S:find(" tasks ", 1, true) or S:find(" todo list ", 1, true) or S:find(" overdue ", 1, true)
     or S:find(" pending ", 1, true) then
+    for _, t in ipairs(toks) do
+      local kind = VERB[t.w]
+      if kind and kind ~= "list" then return "unknown" end
+    end
     return "list", 0
   end
   return "unknown"
@@ -302,7 +320,7 @@ local function task_fields(env, from)
     out.title = toks[quoted].raw
   else
     local i = from
-    while w(env, i) and ADD_LEAD[w(env, i)] do mark(env, i) i = i + 1 end
+    while w(env, i) and ADD_LEAD[w(env, i)] and not toks[i].fixed do mark(env, i) i = i + 1 end
     out.title = slots.text(toks, env.used, from, #toks)
   end
   return out
@@ -334,9 +352,17 @@ local function list_filters(env)
     local x = w(env, i)
     if x then
       local nxt = w(env, i + 1)
-      if x == "not" and (nxt == "done" or nxt == "completed" or nxt == "finished" or nxt == "complete") then
+      local prev = i > 1 and toks[i - 1].w
+      if NEGATION[x] and (nxt == "done" or nxt == "completed" or nxt == "finished" or nxt == "complete"
+        or nxt == "finish") then
         f.status = "pending"
         mark(env, i, i + 1)
+      elseif (x == "done" or x == "finished") and (prev == "be" or prev == "get" or prev == "gets") then
+        f.status = "pending"
+        mark(env, i)
+      elseif x == "remains" or x == "remain" then
+        f.status = "pending"
+        mark(env, i)
       elseif STATUS_DONE[x] and not (x == "done" and w(env, i - 1) == "to") then
         f.status = "completed"
         mark(env, i)
@@ -416,7 +442,8 @@ local function handle_list(env, vi)
     local parts = {}
     for i = q_from, #toks do
       local t = toks[i]
-      if not env.used[t] and not refs.STOP[t.w] and t.w ~= "title" and t.w ~= "word" and t.w ~= "in"
+      if not env.used[t] and not refs.STOP[t.w] and not SEARCH_MARKS[t.w] and t.w ~= "title"
+        and t.w ~= "word" and t.w ~= "in"
         and t.w ~= "show" and t.w ~= "any" and t.w ~= "anything" and t.w ~= "related" then
         parts[#parts + 1] = t.raw
       end
@@ -505,6 +532,8 @@ local function handle_state(env, vi, intent)
     end
     local r = refs.resolve({ toks = env.toks, used = env.used, tasks = env.tasks, ctx = env.ctx,
       prefer = intent == "complete" and "pending" or intent == "reopen" and "completed" or nil }, 1, #env.toks)
+    local last = env.ctx.last_ids
+    if r.none and last and #last == 1 then r = { ids = { last[1] } } end
     if r.none then
       local verb = intent == "delete" and "delete" or intent == "reopen" and "reopen" or "complete"
       return reply("need_ref", "Which task should I " .. verb .. "? Give its number or a word of its title.")
@@ -650,6 +679,17 @@ local function handle_update(env, vi)
       return finish_update(env, args)
     end
   end
+  -- "tag it home", "label this errands"
+  if (verb == "tag" or verb == "label") and (nxt == "it" or nxt == "this" or nxt == "that") then
+    local tags = {}
+    for i = vi + 2, #toks do
+      local x = w(env, i)
+      if x and x ~= "and" then tags[#tags + 1] = toks[i].raw:lower():gsub("^#", "") end
+    end
+    mark(env, vi + 2, #toks)
+    if #tags > 0 then args.add_tags = tags end
+    return finish_update(env, args)
+  end
   if verb == "untag" then
     local tags = slots.tags(toks, env.used)
     if not tags then
@@ -736,10 +776,13 @@ local function handle_update(env, vi)
     local sep = has(env, "to")
     -- the description follows ":" or the last "to"
     local colon
-    for i = di, #toks do if toks[i].raw:sub(-1) == ":" or toks[i].stop then colon = i break end end
+    for i = di, #toks do if toks[i].colon or toks[i].stop then colon = i break end end
     for i = #toks, di, -1 do if w(env, i) == "to" or w(env, i) == "as" then sep = i break end end
     if colon and verb == "add" then
-      mark(env, di, colon)
+      for i = di, colon do
+        local x = w(env, i)
+        if x == "to" or x == "for" or x == "on" then mark(env, i) end
+      end
       read_value(env, args, colon + 1, "description")
     elseif sep and verb ~= "add" then
       mark(env, sep)
@@ -834,9 +877,7 @@ local function handle_reschedule(env, vi)
   local S = " " .. words.join(toks) .. " "
   local plural = S:find(" all ", 1, true) or S:find(" my %a+s ") or S:find(" the %a+s ") or part
   local keys = {}
-  local R = {}
   for _, t in ipairs(toks) do
-    if not env.used[t] then R[#R + 1] = t end
     if not env.used[t] and not refs.STOP[t.w] then keys[#keys + 1] = t.w end
   end
   local ids
@@ -975,7 +1016,9 @@ local HANDLERS = {
   greeting = function() return reply("greeting", "Hi! " .. M.HELP) end,
   thanks = function() return reply("thanks", "You're welcome!") end,
   help = function() return reply("help", M.HELP) end,
-  nothing_pending = function() return reply("nothing_pending", "There is nothing waiting for an answer. " .. M.HELP) end,
+  nothing_pending = function()
+    return reply("nothing_pending", "There is nothing waiting for an answer. " .. M.HELP)
+  end,
   unknown = function() return reply("unknown", "Sorry, I didn't understand that. " .. M.HELP) end,
 }
 

@@ -19,7 +19,7 @@ for w in ([[the a an my our task tasks todo todos item items one ones called nam
   to of on with that this is it please thing entry as done complete completed finished again from
   list in and me i your which was those these them all every everything thats its mine yes
   due priority tag tagged status mark marked delete remove new title name ok just also
-  something stuff]]):gmatch("%S+") do
+  something stuff number no]]):gmatch("%S+") do
   STOP[w] = true
 end
 M.STOP = STOP
@@ -123,9 +123,11 @@ function M.resolve(env, i, j)
   for k, t in ipairs(R) do
     local n = t.raw:match("^#(%d+)$") or t.w:match("^(%d+)$")
     local prev = R[k - 1] and R[k - 1].w
-    if n and (t.raw:sub(1, 1) == "#" or prev == "task" or prev == "tasks" or prev == "number"
+    local nxt = R[k + 1] and R[k + 1].w
+    if n and (t.raw:sub(1, 1) == "#" or nxt == "and" or nxt == "or" or (nxt and nxt:match("^%d+$"))
+      or prev == "task" or prev == "tasks" or prev == "number"
       or prev == "no" or prev == "item" or prev == "and" or prev == "or" or prev == "#"
-      or (prev and prev:match("^%d+$")) or #R == 1 or (k == 1 and R[2] and R[2].w == "and")) then
+      or (prev and prev:match("^%d+$")) or #R == 1) then
       positions[#positions + 1] = tonumber(n)
     elseif NUMBER_WORDS[t.w] and (prev == "task" or prev == "number" or prev == "item") then
       positions[#positions + 1] = NUMBER_WORDS[t.w]

@@ -101,17 +101,16 @@ function M.tags(toks, used)
       if nxt == "it" or nxt == "as" or nxt == "with" or nxt == "this" or nxt == "that" then k = k + 1 end
       if w(toks, used, k) == "as" or w(toks, used, k) == "with" then k = k + 1 end
       local first = k
-      while w(toks, used, k) and not when.WEEKDAYS[w(toks, used, k)] do
-        local v = w(toks, used, k)
-        if v == "and" then
-          if not w(toks, used, k + 1) then break end
-        elseif v == "priority" or v == "every" or v == "due" or v == "at" or v == "on" or v == "by" then
-          break
-        else
-          add(toks[k].raw)
-        end
+      local STOPS = { priority = true, every = true, due = true, at = true, on = true, by = true,
+        ["and"] = true, to = true, ["for"] = true, tomorrow = true, today = true, tonight = true }
+      while w(toks, used, k) and not STOPS[w(toks, used, k)] and not when.WEEKDAYS[w(toks, used, k)] do
+        add(toks[k].raw)
         k = k + 1
-        if toks[k - 1].stop or not (w(toks, used, k) == "and" or toks[k - 1].raw:sub(-1) == ",") then break end
+        local sep = toks[k - 1].raw:sub(-1) == ","
+        if w(toks, used, k) == "and" and w(toks, used, k + 1) and not STOPS[w(toks, used, k + 1)] then
+          k, sep = k + 1, true
+        end
+        if toks[k - 1].stop or not sep then break end
       end
       if k > first then
         mark(toks, used, i, k - 1)

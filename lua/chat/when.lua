@@ -6,7 +6,8 @@
 --
 -- Conventions (the answers say what was understood, so a user sees them):
 --   a date without a time is at 09:00; "morning" 09:00, "afternoon" 15:00, "evening"
---   19:00, "tonight"/"night" 20:00, "noon" 12:00, "midnight" 23:59, "end of day" 17:00;
+--   19:00, "tonight"/"night" 20:00, "noon" 12:00, "midnight" 23:59, "end of the day/week/
+--   month/year" 17:00 on that day;
 --   a time without a date is today, or tomorrow when it has passed;
 --   "friday", "on friday", "next friday" are the first Friday after today, "this friday"
 --   may be today; "at 5" without am/pm is 17:00 (hours 1-6 read as afternoon);
@@ -41,7 +42,7 @@ local UNITS = {
   week = "w", weeks = "w", month = "m", months = "m",
 }
 local PARTS = { morning = { 9, 0 }, afternoon = { 15, 0 }, evening = { 19, 0 }, night = { 20, 0 },
-  tonight = { 20, 0 } }
+  tonight = { 20, 0 }, ["end"] = { 17, 0 } }
 local PREPS = { on = true, at = true, by = true, due = true, ["@"] = true, ["for"] = true,
   before = true, around = true, from = true, to = true, ["until"] = true, till = true }
 
@@ -99,7 +100,7 @@ local function last_day(y, m)
 end
 
 -- The next date on or after `from` that is day `d` of a month.
-local function next_month_day(clock, d, from)
+local function next_month_day(d, from)
   local y, m = civil(from)
   for k = 0, 12 do
     local mm = m + k
@@ -154,17 +155,18 @@ function R:match_date(i)
     if self:w(i - 1) == "the" then self:mark(i - 1, i - 1) end
     return 3
   end
-  if w == "eod" then self.dn, self.h, self.mi = c.today, 17, 0 return 1 end
-  if w == "eom" then self.dn = day_number(c.y, c.m + 1, 1) - 1 return 1 end
+  if w == "eod" then self.dn, self.part = c.today, "end" return 1 end
+  if w == "eom" then self.dn, self.part = day_number(c.y, c.m + 1, 1) - 1, "end" return 1 end
   if w == "end" and w1 == "of" then
     local k = i + 2
     if self:w(k) == "the" or self:w(k) == "this" then k = k + 1 end
     local unit = self:w(k)
-    if unit == "day" then self.dn, self.h, self.mi = c.today, 17, 0
+    if unit == "day" then self.dn = c.today
     elseif unit == "week" then self.dn = c.today + (5 - c.wd) + (c.wd > 5 and 7 or 0)
     elseif unit == "month" then self.dn = day_number(c.y, c.m + 1, 1) - 1
     elseif unit == "year" then self.dn = day_number(c.y, 12, 31)
     else return 0 end
+    self.part = "end"
     if self:w(i - 1) == "the" then self:mark(i - 1, i - 1) end
     return k - i + 1
   end
@@ -256,7 +258,7 @@ function R:match_date(i)
         month, day, used = MONTHS[after], dnum, j + 1 - i + 1
       elseif (w == "the" or self:w(i - 1) == "on" or self:w(i - 1) == "by")
         and (self:w(j)):match("%a") and after ~= "one" and after ~= "task" and after ~= "item" then
-        local dn = next_month_day(c, dnum, c.today)
+        local dn = next_month_day(dnum, c.today)
         if not dn then return 0 end
         self.dn = dn
         return j - i + 1
@@ -299,7 +301,7 @@ end
 function R:match_part(i)
   local w = self:w(i)
   local part = PARTS[w or ""]
-  if not part or w == "tonight" then return 0 end
+  if not part or w == "tonight" or w == "end" then return 0 end
   local prev = self.toks[i - 1] and self.toks[i - 1].w
   if prev == "this" and self:w(i - 1) then
     self.dn = self.dn or self.clock.today
@@ -364,7 +366,7 @@ function M.resolve(s, clock)
   if s.abs then return s.abs end
   local h, mi = s.h, s.mi
   local part = s.part and PARTS[s.part]
-  if h and part and s.part ~= "morning" and h < 12 and not s.meridiem then h = h + 12 end
+  if h and part and s.part ~= "morning" and s.part ~= "end" and h < 12 and not s.meridiem then h = h + 12 end
   if h and part and s.part == "morning" and h >= 12 and h < 19 and not s.meridiem then h = h - 12 end
   if not h then
     if part then h, mi = part[1], part[2] else h, mi = 9, 0 end

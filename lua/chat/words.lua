@@ -17,7 +17,7 @@ local VOCAB_LIST = {
   "complete", "completed", "finish", "finished", "done", "mark", "check", "tick",
   "reopen", "uncomplete", "undo", "incomplete", "unfinished",
   "show", "list", "display", "view", "what", "whats", "which", "pending", "open",
-  "remaining", "outstanding", "overdue", "late", "search", "find", "look", "mentioning",
+  "remaining", "outstanding", "overdue", "search", "find", "look", "mentioning",
   "change", "update", "edit", "rename", "modify", "set", "call", "retitle",
   "reschedule", "move", "postpone", "push", "delay", "shift",
   "snooze", "reminder", "reminders", "plan", "agenda", "today", "tonight", "tomorrow",
@@ -55,7 +55,9 @@ local KEEP = {
   ready = true, mate = true, late = true, later = true, latest = true, hotel = true,
   motel = true, movie = true, mover = true, clean = true, plan = true, planned = true,
   early = true, yearn = true, morning = true, mourning = true, lunch = true, bunch = true,
-  task = true, mask = true, flask = true, ask = true, asks = true, codes = true,
+  task = true, mask = true, flask = true, ask = true, asks = true, codes = true, dont = true,
+  feed = true, date = true, plate = true, seed = true, need = true, mind = true, love = true,
+  live = true, give = true, nice = true, fine = true, sure = true, post = true, host = true,
 }
 
 --- Optimal-string-alignment edit distance (insert, delete, substitute, swap two
@@ -92,6 +94,21 @@ end
 local cache = {}
 local cache_n = 0
 
+local function sorted_letters(w)
+  local t = {}
+  for i = 1, #w do t[i] = w:sub(i, i) end
+  table.sort(t)
+  return table.concat(t)
+end
+
+-- The word with its first doubled letter written once ("addd" -> "add").
+local function undoubled(w)
+  for i = 2, #w do
+    if w:sub(i, i) == w:sub(i - 1, i - 1) then return w:sub(1, i - 1) .. w:sub(i + 1) end
+  end
+  return w
+end
+
 --- The keyword a word stands for: itself when known, else the unique keyword within
 -- the allowed edit distance, else the word unchanged.
 -- @tparam string w a lower-case word
@@ -102,8 +119,15 @@ function M.correct(w)
   if hit then return hit end
   local max = #w >= 7 and 2 or 1
   local best, best_d, ties = nil, max + 1, 0
+  -- a four-letter word is only read as a keyword with two letters swapped ("lsit"):
+  -- other one-letter changes turn too many ordinary words into keywords ("love", "mind")
+  local swap_only = #w == 4
   for _, v in ipairs(VOCAB_LIST) do
     local d = M.distance(w, v, max)
+    if swap_only and d <= max and not (#v == 4 and sorted_letters(v) == sorted_letters(w))
+      and not (#v == 3 and undoubled(w) == v) then
+      d = max + 1
+    end
     if d < best_d then
       best, best_d, ties = v, d, 1
     elseif d == best_d then
@@ -120,19 +144,19 @@ end
 
 -- Spellings that are not typos but stand for a keyword.
 local ALIASES = {
-  tmrw = "tomorrow", tmr = "tomorrow", tmw = "tomorrow", tmrow = "tomorrow", tom = "tomorrow",
+  tmrw = "tomorrow", tmr = "tomorrow", tmw = "tomorrow", tmrow = "tomorrow",
   ["2morrow"] = "tomorrow", ["2day"] = "today", ["2nite"] = "tonight", tonite = "tonight",
   plz = "please", pls = "please", thx = "thanks", ty = "thanks", todos = "tasks",
   ["to-do"] = "todo", ["to-dos"] = "tasks", ["p.m"] = "pm", ["a.m"] = "am", ["p.m."] = "pm",
   ["a.m."] = "am", hrs = "hours", hr = "hour", mins = "minutes", min = "minute",
-  wk = "week", wks = "weeks", asap = "urgent", ["w/"] = "with", ["&"] = "and",
+  wk = "week", wks = "weeks", asap = "urgent", ["w/"] = "with", ["&"] = "and", ["#"] = "number",
   ok = "ok", okay = "ok", yep = "yes", yeah = "yes", ya = "yes", yup = "yes", y = "yes",
   nope = "no", nah = "no", n = "no",
 }
 M.ALIASES = ALIASES
 
 -- One token from a piece of text between spaces (punctuation trimmed).
-local function push_word(out, text, s, piece)
+local function push_word(out, s, piece)
   local lead = piece:match("^[%(%[%{\"'“”‘’,;!%?%.]*")
   local body = piece:sub(#lead + 1)
   local trail = body:match("[%)%]%}\"'“”‘’,;:!%?%.]*$")
@@ -142,11 +166,13 @@ local function push_word(out, text, s, piece)
   if (body == "p.m" or body == "a.m") and trail:sub(1, 1) == "." then body = body .. "." end
   if body == "" then return end
   local start = s + #lead
-  local w = body:lower():gsub("[’‘']", "")
+  local lower = body:lower()
+  local w = lower:gsub("[’‘']", "")
   w = ALIASES[w] or w
-  if not w:find("[^%a]") then w = M.correct(w) end
-  out[#out + 1] = { raw = body, w = w, s = start, e = start + #body - 1,
-    stop = trail:find("[%.!%?;]") ~= nil }
+  -- words with an apostrophe ("don't", "i've") are never typos of a keyword
+  if not w:find("[^%a]") and #w == #lower then w = M.correct(w) end
+  out[#out + 1] = { raw = body, w = w, s = start, e = start + #body - 1, fixed = w ~= lower or nil,
+    stop = trail:find("[%.!%?;]") ~= nil, colon = trail:find(":", 1, true) ~= nil }
 end
 
 --- Split a message into tokens. A quoted part ('...', "...", “...”) is one token with
@@ -188,17 +214,18 @@ function M.tokens(text)
       i = q_end + 1
     else
       local _, e = text:find("^%S+", i)
-      push_word(out, text, i, text:sub(i, e))
+      push_word(out, i, text:sub(i, e))
       i = e + 1
     end
   end
   return out
 end
 
---- The normalized words of tokens i..j joined by single spaces.
+--- The normalized words of tokens i..j joined by single spaces (a quoted part reads
+-- as `"_"`, so that words inside quotes never trigger anything).
 function M.join(toks, i, j)
   local parts = {}
-  for k = i or 1, j or #toks do parts[#parts + 1] = toks[k].w end
+  for k = i or 1, j or #toks do parts[#parts + 1] = toks[k].quoted and '"_"' or toks[k].w end
   return table.concat(parts, " ")
 end
 
