@@ -203,6 +203,7 @@ local function detect(env)
     end
   elseif intent == "list" then
     if v == "get" and nxt == "rid" then return "delete", i end
+    if v == "give" and S:find(" priority ", 1, true) and nxt ~= "me" then return "update", i end
     if not (list_cues(env, S) or v == "find" or v == "search" or v == "look" or v == "lookup") then
       return "unknown"
     end
@@ -238,6 +239,16 @@ local function detect(env)
         or rest:find("^ the recurrence ") or rest:find("^ the priority ") or rest:find("^ the due time ") then
         intent = "update"
       end
+    end
+  end
+  -- "set call mom back to pending", "change task 2 to done"
+  if intent == "update" or intent == "reschedule" then
+    if S:find(" to pending $") or S:find(" as pending $") or S:find(" to not done $") or S:find(" to incomplete $")
+      or S:find(" to open $") or S:find(" as not done $") or S:find(" to undone $") then
+      return "reopen", i
+    end
+    if S:find(" to done $") or S:find(" as done $") or S:find(" to complete $") or S:find(" to completed $") then
+      return "complete", i
     end
   end
   if intent then return intent, i end
@@ -804,7 +815,6 @@ local function handle_update(env, vi)
   local sep
   for i = (vi or 0) + 1, #toks do
     if w(env, i) == "to" and w(env, i + 1) ~= "do" then sep = i break end
-    if toks[i].quoted then break end
   end
   if not sep and (verb == "rename" or verb == "call") then
     sep = has(env, "as")
@@ -876,17 +886,23 @@ local function handle_reschedule(env, vi)
   end
   local S = " " .. words.join(toks) .. " "
   local plural = S:find(" all ", 1, true) or S:find(" my %a+s ") or S:find(" the %a+s ") or part
+  local f = plural and list_filters(env) or {}
   local keys = {}
   for _, t in ipairs(toks) do
     if not env.used[t] and not refs.STOP[t.w] then keys[#keys + 1] = t.w end
   end
   local ids
-  if plural and #keys > 0 then
-    local found = refs.by_words(keys, env.tasks)
+  if plural and (#keys > 0 or f.tags) then
+    local found = #keys > 0 and refs.by_words(keys, env.tasks) or env.tasks
     ids = {}
     local tz = require "tz"
     for _, task in ipairs(found) do
       local ok = not task.completed
+      for _, tag in ipairs(f.tags or {}) do
+        local has_tag = false
+        for _, x in ipairs(task.tags or {}) do if x == tag then has_tag = true end end
+        if not has_tag then ok = false end
+      end
       if ok and part then
         local due = task.due_at and tz.parse_rfc3339(task.due_at)
         if not due then

@@ -185,6 +185,29 @@ function M.resolve(env, i, j)
   end
   if #keys == 0 then return { none = true } end
   local found = M.by_words(keys, env.tasks)
+  -- "groceries and bills": several titles, each naming one task
+  if #found ~= 1 then
+    local parts, cur = {}, {}
+    for _, t in ipairs(R) do
+      if t.w == "and" or t.raw:sub(-1) == "," then
+        if t.w ~= "and" and not STOP[t.w] then cur[#cur + 1] = t.w end
+        if #cur > 0 then parts[#parts + 1] = cur end
+        cur = {}
+      elseif not STOP[t.w] then
+        cur[#cur + 1] = t.w
+      end
+    end
+    if #cur > 0 then parts[#parts + 1] = cur end
+    if #parts > 1 then
+      local many = {}
+      for _, part in ipairs(parts) do
+        local one = M.by_words(part, env.tasks)
+        if #one ~= 1 then many = nil break end
+        many[#many + 1] = one[1].id
+      end
+      if many then return { ids = many } end
+    end
+  end
   if #found > 1 and env.prefer then
     local pref = {}
     for _, task in ipairs(found) do

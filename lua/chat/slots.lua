@@ -60,6 +60,12 @@ function M.priority(toks, used)
         if nxt == "priority" then mark(toks, used, i + 1, i + 1) end
         local prev = w(toks, used, i - 1)
         if prev == "as" or prev == "it" and w(toks, used, i - 2) == "make" then mark(toks, used, i - 1, i - 1) end
+        -- "..., it's important", "this is urgent"
+        if prev == "its" or prev == "is" then
+          mark(toks, used, i - 1, i - 1)
+          local p2 = w(toks, used, i - 2)
+          if prev == "is" and (p2 == "it" or p2 == "this" or p2 == "that") then mark(toks, used, i - 2, i - 2) end
+        end
         return PRIORITY_WORDS[x]
       end
       if x:match("^!+$") and #x >= 2 then
@@ -187,6 +193,13 @@ end
 
 --- "for 10 minutes", "for an hour": an ISO 8601 duration (snoozing).
 function M.duration(toks, used)
+  for i = 1, #toks do
+    if w(toks, used, i) == "half" and (w(toks, used, i + 1) == "an" or w(toks, used, i + 1) == "a")
+      and w(toks, used, i + 2) == "hour" then
+      mark(toks, used, (w(toks, used, i - 1) == "for" or w(toks, used, i - 1) == "by") and i - 1 or i, i + 2)
+      return "PT30M"
+    end
+  end
   for i = 1, #toks do
     local unit = DURATION_UNITS[w(toks, used, i) or ""]
     local nword = w(toks, used, i - 1)
