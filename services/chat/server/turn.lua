@@ -1,0 +1,103 @@
+--- One chat turn: load the conversation (or start one), understand the message (the
+-- offline parser, or the language model when one is configured, falling back to the
+-- parser), run the tool calls through the task repository, answer, and store the turn.
+-- Nothing survives in memory between turns.
+-- @module chat.server.turn
+
+local parse = require "chat.parse"
+local context = require "chat.context"
+local say = require "chat.say"
+local exec = require "chat.server.exec"
+local store = require "chat.server.store"
+local llm = require "chat.server.llm"
+local repo = require "tasks.repo"
+local json = require "json"
+local timer = require "timer"
+
+local M = {}
+
+--- Tasks the parser may refer to ("task 3", "the meeting task").
+M.CANDIDATES = 200
+
+-- The user's tasks in the order "task N" counts them (oldest first).
+local function candidates(user)
+  local page, msg, code = repo.list(user, { sort = "created", order = "asc", limit = tostring(M.CANDIDATES) })
+  if not page then return nil, msg, code end
+  return page.items
+end
+
+-- Tasks a turn shows or touched, for the client to refresh.
+local function touched(outcomes)
+  local out, seen = {}, {}
+  local function add(t)
+    if type(t) == "table" and t.id and not seen[t.id] then
+      seen[t.id] = true
+      out[#out + 1] = t
+    end
+  end
+  for _, o in ipairs(outcomes) do
+    local r = o.result or {}
+    add(r.task)
+    for _, t in ipairs(r.items or {}) do add(t) end
+    for _, t in ipairs(r.tasks or {}) do add(t) end
+  end
+  return json.array(out)
+end
+
+--- Run the calls of a parse result.
+function M.run_calls(user, calls, env)
+  local outcomes = {}
+  for i, c in ipairs(calls) do
+    outcomes[i] = { name = c.name, arguments = c.arguments, result = exec.call(user, c.name, c.arguments, env) }
+  end
+  return outcomes
+end
+
+--- Understand and carry out one message of a conversation.
+-- @tparam string user
+-- @tparam table input `{message, conversation_id?, tz?}` (already validated)
+-- @return the response body, or nil, message, code
+function M.chat(user, input)
+  local conv, msg, code
+  if input.conversation_id then
+    conv, msg, code = store.get(user, input.conversation_id)
+  else
+    local zone = input.tz
+    if not zone then
+      zone, msg, code = store.last_tz(user)
+      if msg then return nil, msg, code end
+    end
+    conv, msg, code = store.create(user, zone)
+  end
+  if not conv then return nil, msg, code end
+  local zone = input.tz or conv.tz or "UTC"
+  local now = timer.now and math.floor(timer.now()) or os.time()
+  local tasks
+  tasks, msg, code = candidates(user)
+  if not tasks then return nil, msg, code end
+  local env = { tz = zone, now = now }
+  local result
+  -- a question waiting for "yes" or "which one" is answered by the offline assistant,
+  -- which keeps it in the conversation's context
+  if llm.enabled() and not conv.context.pending then
+    result = llm.turn(user, conv, input.message, env, tasks)
+  end
+  if not result then
+    result = parse.parse(input.message, conv.context, now, zone, tasks)
+  end
+  local outcomes = result.outcomes
+  if not outcomes then
+    outcomes = result.kind == "calls" and M.run_calls(user, result.calls, env) or {}
+  end
+  local answer = result.answer or say.answer(result, outcomes, zone, now)
+  local ctx = context.after(conv.context, result, outcomes)
+  local calls = {}
+  for i, o in ipairs(outcomes) do calls[i] = { name = o.name, arguments = o.arguments, result = o.result } end
+  calls = json.array(calls)
+  local ok
+  ok, msg, code = store.save_turn(user, conv.id, input.message, answer, calls, ctx, input.tz)
+  if not ok then return nil, msg, code end
+  return { conversation_id = conv.id, response = answer, tool_calls = calls, tasks = touched(outcomes) }
+end
+
+return M
