@@ -108,14 +108,18 @@ function M.answer(result, outcomes, zone, now)
     elseif o.name == "reschedule_tasks" then
       local ts = r.tasks or {}
       local names = {}
-      for i, t in ipairs(ts) do names[i] = quoted(t) .. (M.when(t.due_at, zone, now) and (" to " .. M.when(t.due_at, zone, now)) or "") end
+      for i, t in ipairs(ts) do
+        local due = M.when(t.due_at, zone, now)
+        names[i] = quoted(t) .. (due and (" to " .. due) or "")
+      end
       lines[#lines + 1] = "Moved " .. table.concat(names, ", ") .. "."
     elseif o.name == "snooze_reminder" then
       lines[#lines + 1] = "Snoozed the reminder of " .. quoted(r.task) .. "."
     elseif o.name == "plan_day" then
       local parts = {}
       local n = 0
-      for _, section in ipairs { { "Overdue", r.overdue }, { "Due " .. (r.label or "today"), r.due }, { "Next", r.next } } do
+      local sections = { { "Overdue", r.overdue }, { "Due " .. (r.label or "that day"), r.due }, { "Next", r.next } }
+      for _, section in ipairs(sections) do
         if section[2] and #section[2] > 0 then
           local names = {}
           for _, t in ipairs(section[2]) do

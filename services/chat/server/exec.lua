@@ -77,7 +77,7 @@ end
 function run.list_tasks(user, args)
   local page, msg, code, field = repo.list(user, list_query(args))
   if not page then return repo_fail(msg, code, field) end
-  return { items = page.items }
+  return { items = json.array(page.items) }
 end
 
 local function state(completed)
@@ -229,7 +229,9 @@ function run.plan_day(user, args, env)
   out.items = {}
   for _, k in ipairs { "overdue", "due", "next" } do
     for _, t in ipairs(out[k]) do out.items[#out.items + 1] = t end
+    out[k] = json.array(out[k])
   end
+  out.items = json.array(out.items)
   return out
 end
 

@@ -100,7 +100,8 @@ function M.turn(user, conv, message, env, tasks)
         warn("an empty answer", user)
         return nil
       end
-      return { kind = "calls", outcomes = outcomes, answer = text or say.answer({ kind = "calls" }, outcomes, env.tz, env.now) }
+      return { kind = "calls", outcomes = outcomes,
+        answer = text or say.answer({ kind = "calls" }, outcomes, env.tz, env.now) }
     end
     -- the same guard as the offline assistant: several deletions wait for a "yes"
     local deletes = {}
@@ -128,7 +129,8 @@ function M.turn(user, conv, message, env, tasks)
       else
         r = exec.call(user, tostring(f.name), args, env)
       end
-      outcomes[#outcomes + 1] = { name = tostring(f.name), arguments = type(args) == "table" and args or {}, result = r }
+      outcomes[#outcomes + 1] = { name = tostring(f.name), arguments = type(args) == "table" and args or {},
+        result = r }
       messages[#messages + 1] = { role = "tool", tool_call_id = tostring(c.id), content = json.encode(r) }
     end
   end
