@@ -506,7 +506,7 @@ local function group_of(env, intent)
     if intent == "complete" and task.completed then ok = false end
     if intent == "reopen" and not task.completed then ok = false end
     if f.overdue then
-      local due = task.due_at and require("tz").parse_rfc3339(task.due_at)
+      local due = type(task.due_at) == "string" and require("tz").parse_rfc3339(task.due_at)
       if task.completed or not due or due >= c.now then ok = false end
     end
     for _, tag in ipairs(f.tags or {}) do
@@ -904,7 +904,7 @@ local function handle_reschedule(env, vi)
         if not has_tag then ok = false end
       end
       if ok and part then
-        local due = task.due_at and tz.parse_rfc3339(task.due_at)
+        local due = type(task.due_at) == "string" and tz.parse_rfc3339(task.due_at)
         if not due then
           ok = false
         else

@@ -42,7 +42,7 @@ local function simulate_list(args, tasks, now)
     local ok = true
     if args.status == "pending" and t.completed then ok = false end
     if args.status == "completed" and not t.completed then ok = false end
-    local due = t.due_at and tz.parse_rfc3339(t.due_at)
+    local due = type(t.due_at) == "string" and tz.parse_rfc3339(t.due_at)
     if args.overdue and (t.completed or not due or due >= now) then ok = false end
     if args.due_after and (not due or due < tz.parse_rfc3339(args.due_after)) then ok = false end
     if args.due_before and (not due or due >= tz.parse_rfc3339(args.due_before)) then ok = false end

@@ -99,3 +99,25 @@ describe("chat.words", function()
     assert.is_true(t[4].quoted)
   end)
 end)
+
+describe("tasks as the repository returns them", function()
+  it("reads null fields (json.null) like absent ones: the whole set gives the same answers", function()
+    local eval = require "spec.chat.eval"
+    local set = require "spec.chat.eval_cases"
+    local nulled = {}
+    for name, tasks in pairs(set.fixtures) do
+      nulled[name] = {}
+      for i, t in ipairs(tasks) do
+        local c = {}
+        for k, v in pairs(t) do c[k] = v end
+        for _, k in ipairs { "due_at", "reminders", "description", "recurrence" } do
+          if c[k] == nil then c[k] = json.null end
+        end
+        nulled[name][i] = c
+      end
+    end
+    local report = eval.run { cases = set.cases, fixtures = nulled, now = set.now, tz = set.tz }
+    local plain = eval.run(set)
+    assert.equal(plain.passed, report.passed, eval.format(report))
+  end)
+end)

@@ -105,25 +105,22 @@ local function title_of(text)
 end
 
 --- Record a turn: the user's message, the answer with its tool calls, the new context
--- and zone, in one transaction.
+-- and zone. One statement (the conversation's update and the two messages commit
+-- together, in one round trip); nothing is written when the conversation is not the
+-- user's.
 -- @treturn[1] true
 -- @treturn[2] nil, message, code
 function M.save_turn(user, id, message, answer, tool_calls, context, tz)
-  local ok, err, state = pg.tx(function(tx)
-    local rows, e, s = tx:query("UPDATE chat_conversations SET context = $3::jsonb, tz = coalesce($4, tz), "
-      .. "updated_at = now(), title = CASE WHEN title = '' THEN $5 ELSE title END "
-      .. "WHERE id = $1 AND user_id = $2 RETURNING id", id, user, context, tz, title_of(message))
-    if not rows then return nil, e, s end
-    if not rows[1] then return nil, "conversation not found", "not_found" end
-    tx:commit_with_next()
-    rows, e, s = tx:query("INSERT INTO chat_messages (conversation_id, role, content, tool_calls) "
-      .. "VALUES ($1, 'user', $2, NULL), ($1, 'assistant', $3, $4::jsonb)", id, message, answer, tool_calls)
-    if not rows then return nil, e, s end
-    return true
-  end)
-  if ok then return true end
-  if state == "not_found" then return nil, err, "not_found" end
-  return db_fail(err, state)
+  local rows, err, state = pg.query("WITH conv AS (UPDATE chat_conversations SET context = $3::jsonb, "
+    .. "tz = coalesce($4, tz), updated_at = now(), title = CASE WHEN title = '' THEN $5 ELSE title END "
+    .. "WHERE id = $1 AND user_id = $2 RETURNING id) "
+    .. "INSERT INTO chat_messages (conversation_id, role, content, tool_calls) "
+    .. "SELECT conv.id, m.role, m.content, m.tool_calls FROM conv, (VALUES (1, 'user', $6, NULL::jsonb), "
+    .. "(2, 'assistant', $7, $8::jsonb)) AS m (n, role, content, tool_calls) ORDER BY m.n RETURNING conversation_id",
+    id, user, context, tz, title_of(message), message, answer, tool_calls)
+  if not rows then return db_fail(err, state) end
+  if not rows[1] then return nil, "conversation not found", "not_found" end
+  return true
 end
 
 return M
