@@ -47,7 +47,7 @@ print(string.format("parser alone (one core, in process): %.0f turns/s", parser_
 
 -- 2. Over HTTP ----------------------------------------------------------------------------
 local host = h.start { bundles = { "services/api", "services/chat" },
-  env = { WORKERS = 2, LOG_LEVEL = "warn", ACCESS_LOG = "off", PG_POOL_SIZE = 8 } }
+  env = { WORKERS = tonumber(os.getenv("CHAT_BENCH_WORKERS") or "2"), LOG_LEVEL = "warn", ACCESS_LOG = "off", PG_POOL_SIZE = 8 } }
 
 local function main()
   -- every user gets the fixture's tasks (so "task 3" and "the meeting task" resolve)
@@ -64,10 +64,10 @@ local function main()
   h.psql("INSERT INTO tasks (user_id, title, completed, completed_at, priority, tags, due_at, tz) VALUES "
     .. table.concat(values, ","), host.database_url)
   h.psql("VACUUM ANALYZE tasks", host.database_url)
-  local lines = {}
-  local reqs = {}
+  local lines, reqs, tokens = {}, {}, {}
   for u = 1, USERS do
     local token = h.token("bench" .. u, { exp = os.time() + 86400 })
+    tokens[#tokens + 1] = "bench" .. u .. " " .. token
     local s, b = host:request("POST", "/api/chat",
       { token = token, body = { message = "hello", tz = "Europe/Berlin" } })
     assert(s == 200, "could not start a conversation: " .. tostring(s))
@@ -82,12 +82,24 @@ local function main()
   local f = assert(io.open(dir .. "/chat-requests.txt", "w"))
   f:write(table.concat(lines, "\n"), "\n")
   f:close()
+  f = assert(io.open(dir .. "/tokens.txt", "w"))
+  f:write(table.concat(tokens, "\n"), "\n")
+  f:close()
   local base = "http://127.0.0.1:" .. host.port
-  local function wrk(d)
-    return h.sh(string.format("BENCH_DATA=%s wrk -t2 -c32 -d%ds --latency -s bench/wrk/chat.lua %s 2>&1",
-      h.sh_quote(dir), d, base))
+  local function wrk(d, script)
+    return h.sh(string.format("BENCH_DATA=%s wrk -t2 -c32 -d%ds --latency -s bench/wrk/%s.lua %s 2>&1",
+      h.sh_quote(dir), d, script or "chat", base))
   end
+  -- the same moment's baseline: a plain task list (one query) on the same host
+  local base_line = wrk(seconds, "api_list"):match("BENCHRESULT[^\n]*") or ""
+  print(string.format("baseline, GET /api/tasks?limit=20 at the same moment (wrk -t2 -c32 -d%ds): %s req/s, "
+    .. "p50 %.2f ms, p99 %.2f ms", seconds, base_line:match("rps=(%d+)") or "?",
+    (tonumber(base_line:match("p50_us=(%d+)")) or 0) / 1000, (tonumber(base_line:match("p99_us=(%d+)")) or 0) / 1000))
   wrk(2) -- warm-up
+  if os.getenv("CHAT_BENCH_PERF") then
+    os.execute(string.format("(sleep 1; perf record -F 999 -g -p %d -o %s -- sleep 4) >/dev/null 2>&1 &",
+      host.pid, os.getenv("CHAT_BENCH_PERF")))
+  end
   local out = wrk(seconds)
   local line = out:match("BENCHRESULT[^\n]*")
   assert(line, "wrk gave no result:\n" .. out)

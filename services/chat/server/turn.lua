@@ -44,6 +44,26 @@ local function touched(outcomes)
   return json.array(out)
 end
 
+-- What a stored message keeps of a tool's result: ids and titles, not whole tasks (the
+-- task API has the tasks; a conversation only needs to say what was done).
+local function brief(result)
+  local function t(x) return { id = x.id, title = x.title } end
+  local function list(xs)
+    local out = {}
+    for i, x in ipairs(xs) do out[i] = t(x) end
+    return json.array(out)
+  end
+  if type(result) ~= "table" then return {} end
+  if result.error then return { error = result.error } end
+  local out = {}
+  if type(result.task) == "table" then out.task = t(result.task) end
+  for _, k in ipairs { "items", "tasks", "overdue", "due", "next" } do
+    if type(result[k]) == "table" then out[k] = list(result[k]) end
+  end
+  if result.date then out.date = result.date end
+  return out
+end
+
 --- Run the calls of a parse result.
 function M.run_calls(user, calls, env)
   local outcomes = {}
@@ -91,11 +111,14 @@ function M.chat(user, input)
   end
   local answer = result.answer or say.answer(result, outcomes, zone, now)
   local ctx = context.after(conv.context, result, outcomes)
-  local calls = {}
-  for i, o in ipairs(outcomes) do calls[i] = { name = o.name, arguments = o.arguments, result = o.result } end
+  local calls, stored = {}, {}
+  for i, o in ipairs(outcomes) do
+    calls[i] = { name = o.name, arguments = o.arguments, result = o.result }
+    stored[i] = { name = o.name, arguments = o.arguments, result = brief(o.result) }
+  end
   calls = json.array(calls)
   local ok
-  ok, msg, code = store.save_turn(user, conv.id, input.message, answer, calls, ctx, input.tz)
+  ok, msg, code = store.save_turn(user, conv.id, input.message, answer, json.array(stored), ctx, input.tz)
   if not ok then return nil, msg, code end
   return { conversation_id = conv.id, response = answer, tool_calls = calls, tasks = touched(outcomes) }
 end
