@@ -28,6 +28,9 @@ for _, case in ipairs(set.cases) do
   if case[1] and not case.tasks and not case.ctx and not case.tz and not case.now and e
     and e.kind ~= "confirm" and e.kind ~= "choose"
     and not (e.kind == "calls" and e.calls[1].name == "delete_task")
+    -- CHAT_BENCH_MIX=read: only turns that change nothing (lists, plans, replies)
+    and (os.getenv("CHAT_BENCH_MIX") ~= "read" or e.kind == "reply"
+      or (e.calls[1].name == "list_tasks" or e.calls[1].name == "plan_day"))
     and #case[1] < 1000 and utf8.len(case[1]) and not case[1]:find("%z") and case[1]:match("%S") then
     texts[#texts + 1] = case[1]
   end
