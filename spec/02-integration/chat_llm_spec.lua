@@ -100,4 +100,8 @@ describe("chat with a language model (test double of the API)", function()
     assert.equal(2, #r.tool_calls)
     assert.same({}, titles())
   end)
+
+  it("logged no handler failure (no 500) along the way", function()
+    assert.is_nil(host:log():find('"level":"error"', 1, true), host:log():sub(-3000))
+  end)
 end)

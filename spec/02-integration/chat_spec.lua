@@ -238,4 +238,8 @@ describe("chat bundle", function()
     assert.equal("text", b.error.field)
     assert.equal(422, (host:request("POST", "/api/parse", { token = alice, body = { text = "x", extra = 1 } })))
   end)
+
+  it("logged no handler failure (no 500) along the way", function()
+    assert.is_nil(host:log():find('"level":"error"', 1, true), host:log():sub(-3000))
+  end)
 end)

@@ -94,4 +94,8 @@ describe("MCP endpoint", function()
     assert.equal(401, s)
     assert.matches("invalid_token", headers["www-authenticate"])
   end)
+
+  it("logged no handler failure (no 500) along the way", function()
+    assert.is_nil(host:log():find('"level":"error"', 1, true), host:log():sub(-3000))
+  end)
 end)
