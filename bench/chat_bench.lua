@@ -7,7 +7,7 @@
 --      most turns/s under wrk -c32 (bench/wrk/chat.lua), then p50/p99 at a paced load of
 --      half that, sent on schedule from here through the http primitive and timed from
 --      the moment each turn was due (no coordinated omission).
--- CHAT_BENCH_WORKERS (2), CHAT_BENCH_MIX=read (only turns that change nothing),
+-- CHAT_BENCH_WORKERS (2), CHAT_BENCH_POOL (PG_POOL_SIZE, 8), CHAT_BENCH_MIX=read (only turns that change nothing),
 -- CHAT_BENCH_PERF=FILE (perf record of the host for 4 s during the run).
 -- Run (scripts/bench does, with BENCH_EXTRAS containing "chat"):
 --   TEST_PG_ADMIN_URL=... build/todo-host script bench/chat_bench.lua [SECONDS]
@@ -53,7 +53,7 @@ print(string.format("parser alone (one core, in process): %.0f turns/s", parser_
 -- 2. Over HTTP ----------------------------------------------------------------------------
 local host = h.start { bundles = { "services/api", "services/chat" },
   env = { WORKERS = tonumber(os.getenv("CHAT_BENCH_WORKERS") or "2"), LOG_LEVEL = "warn", ACCESS_LOG = "off",
-    PG_POOL_SIZE = 8 } }
+    PG_POOL_SIZE = tonumber(os.getenv("CHAT_BENCH_POOL") or "8") } }
 
 local function main()
   -- every user gets the fixture's tasks (so "task 3" and "the meeting task" resolve)

@@ -13,6 +13,7 @@ local llm = require "chat.server.llm"
 local repo = require "tasks.repo"
 local json = require "json"
 local timer = require "timer"
+local task = require "task"
 
 local M = {}
 
@@ -24,6 +25,21 @@ local function candidates(user)
   local page, msg, code = repo.list(user, { sort = "created", order = "asc", limit = tostring(M.CANDIDATES) })
   if not page then return nil, msg, code end
   return page.items
+end
+
+-- Run f in its own coroutine now; the returned function waits for its results. Two
+-- reads that do not depend on each other then share one round trip's wait.
+local function started(f)
+  local ev, res = task.event(), nil
+  task.spawn(function()
+    res = table.pack(pcall(f))
+    ev:set()
+  end)
+  return function()
+    ev:wait()
+    if not res[1] then error(res[2], 0) end
+    return table.unpack(res, 2, res.n)
+  end
 end
 
 -- Tasks a turn shows or touched, for the client to refresh.
@@ -78,6 +94,7 @@ end
 -- @tparam table input `{message, conversation_id?, tz?}` (already validated)
 -- @return the response body, or nil, message, code
 function M.chat(user, input)
+  local tasks_of_user = started(function() return candidates(user) end)
   local conv, msg, code
   if input.conversation_id then
     conv, msg, code = store.get(user, input.conversation_id)
@@ -93,7 +110,7 @@ function M.chat(user, input)
   local zone = input.tz or conv.tz or "UTC"
   local now = timer.now and math.floor(timer.now()) or os.time()
   local tasks
-  tasks, msg, code = candidates(user)
+  tasks, msg, code = tasks_of_user()
   if not tasks then return nil, msg, code end
   local env = { tz = zone, now = now }
   local result
