@@ -134,6 +134,22 @@ describe("chat bundle", function()
     assert.same({ "Three" }, titles(carol))
   end)
 
+  it("counts 'task N' over the pending tasks oldest first when no list was shown", function()
+    local dave = h.token("chat-dave")
+    local ids = {}
+    for _, t in ipairs { "Apples", "Bananas", "Cherries" } do
+      local s, task = rest("POST", "/api/tasks", dave, { title = t })
+      assert.equal(201, s)
+      ids[t] = task.id
+    end
+    assert.equal(200, (rest("POST", "/api/tasks/" .. ids.Apples .. "/complete", dave)))
+    local r = chat(dave, "complete task 1", nil, BERLIN)
+    assert.equal(ids.Bananas, r.tool_calls[1].arguments.id)
+    r = chat(dave, "reopen the apples task", r.conversation_id)
+    assert.equal("reopen_task", r.tool_calls[1].name)
+    assert.equal(ids.Apples, r.tool_calls[1].arguments.id)
+  end)
+
   it("turns a refused value into a helpful answer, not an error", function()
     local r = chat(alice, "add " .. string.rep("x", 250), nil, BERLIN)
     assert.equal("invalid_field", r.tool_calls[1].result.error.code)

@@ -17,15 +17,9 @@ local task = require "task"
 
 local M = {}
 
---- Tasks the parser may refer to ("task 3", "the meeting task").
-M.CANDIDATES = 200
-
--- The user's tasks in the order "task N" counts them (oldest first).
-local function candidates(user)
-  local page, msg, code = repo.list(user, { sort = "created", order = "asc", limit = tostring(M.CANDIDATES) })
-  if not page then return nil, msg, code end
-  return page.items
-end
+--- Tasks the parser may refer to ("task 3", "the meeting task"): pending ones, then the
+-- recently completed ones.
+M.PENDING, M.COMPLETED = 200, 50
 
 -- Run f in its own coroutine now; the returned function waits for its results. Two
 -- reads that do not depend on each other then share one round trip's wait.
@@ -40,6 +34,22 @@ local function started(f)
     if not res[1] then error(res[2], 0) end
     return table.unpack(res, 2, res.n)
   end
+end
+
+-- The user's tasks in the order "task N" counts them when no list was shown: pending
+-- ones oldest first, then the most recently completed (two reads at once).
+local function candidates(user)
+  local done = started(function()
+    return repo.list(user, { status = "completed", sort = "updated", order = "desc", limit = tostring(M.COMPLETED) })
+  end)
+  local page, msg, code = repo.list(user, { status = "pending", sort = "created", order = "asc",
+    limit = tostring(M.PENDING) })
+  local completed, cmsg, ccode = done()
+  if not page then return nil, msg, code end
+  if not completed then return nil, cmsg, ccode end
+  local out = page.items
+  for _, t in ipairs(completed.items) do out[#out + 1] = t end
+  return out
 end
 
 -- Tasks a turn shows or touched, for the client to refresh.
