@@ -65,6 +65,27 @@ describe("MCP endpoint", function()
     assert.same({}, b.result)
   end)
 
+  it("answers every tool's refused input as a tool error with the reason, never a 500", function()
+    local bad = {
+      add_task = { title = "" },
+      list_tasks = { status = "sometimes" },
+      complete_task = { id = 5 },
+      reopen_task = {},
+      delete_task = { id = "not-a-uuid" },
+      update_task = { id = "00000000-0000-4000-8000-000000000000", priority = "extreme" },
+      reschedule_tasks = { ids = { "00000000-0000-4000-8000-000000000000" } },
+      snooze_reminder = { id = "00000000-0000-4000-8000-000000000000", ["for"] = "soon" },
+      plan_day = { date = "yesterday" },
+    }
+    for name, args in pairs(bad) do
+      local s, b = rpc { jsonrpc = "2.0", id = name, method = "tools/call", params = { name = name, arguments = args } }
+      assert.equal(200, s, name)
+      assert.is_true(b.result.isError, name)
+      assert.is_string(b.result.content[1].text, name)
+      assert.is_table(b.result.structuredContent.error, name)
+    end
+  end)
+
   it("refuses an unsupported protocol version header, a foreign origin, other content types", function()
     local s, b = rpc({ jsonrpc = "2.0", id = 1, method = "ping" }, { ["MCP-Protocol-Version"] = "2020-01-01" })
     assert.equal(400, s)
