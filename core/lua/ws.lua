@@ -3,15 +3,19 @@
 -- on the worker's libuv loop; framing, masking, fragments, UTF-8 checks, close codes and
 -- ping/pong are libwebsockets' work).
 --
--- A manifest declares
+-- A manifest declares its endpoint and is wrapped in `ws.define` (which adds the
+-- handshake route; it composes with `bus.define`):
 --
---     websocket = {
+--     return ws.define {
+--       name = "...",
+--       websocket = {
 --       path = "/ws",                -- GET path of the handshake, on the HTTP port
 --       protocol = "todo.v1",        -- sub-protocol answered when the client offers it
 --       on_open = function(conn) end,
 --       on_message = function(conn, text, is_binary) end,
 --       on_close = function(conn, code) end,
 --       on_rate_limited = function(conn) end,   -- optional: a message was dropped
+--       },
 --     }
 --
 -- Each handler runs in its own coroutine, like a request (pg, http, the bus may be used).
@@ -127,12 +131,16 @@ function M.handshake(ep, req)
   return 101
 end
 
---- Called by the host when a manifest has a `websocket` table: checks it and adds its
--- handshake route (GET `path`) to `manifest.routes`.
+--- Wrap a manifest that has a `websocket` table (like `bus.define`): checks it and adds
+-- its handshake route (GET `path`) to `manifest.routes`. Raises on a bad table. Does no
+-- I/O (it runs at load time).
 -- @tparam table manifest
-function M.install(manifest)
+-- @treturn table the same manifest
+function M.define(manifest)
   local ep = manifest.websocket
-  if type(ep) ~= "table" then error("'websocket' must be a table {path=, on_open=, on_message=, on_close=}", 0) end
+  if type(ep) ~= "table" then
+    error("ws.define: 'websocket' must be a table {path=, on_open=, on_message=, on_close=}", 2)
+  end
   if type(ep.path) ~= "string" or ep.path:sub(1, 1) ~= "/" then
     error("websocket.path must be a string starting with '/'", 0)
   end
@@ -148,6 +156,7 @@ function M.install(manifest)
   if not origins() then
     log("warn", "ws: WS_ALLOWED_ORIGINS is empty: every Origin may open " .. ep.path, {})
   end
+  return manifest
 end
 
 return M

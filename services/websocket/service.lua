@@ -6,9 +6,10 @@
 -- Loading this file does no I/O.
 
 local bus = require "bus"
+local ws = require "ws"
 local session = require "websocket.session"
 
-return bus.define {
+return ws.define(bus.define {
   name = "websocket",
   websocket = {
     path = "/ws",
@@ -24,4 +25,4 @@ return bus.define {
       handler = session.on_event, batch_handler = session.on_events },
   },
   on_start = session.pruner,
-}
+})

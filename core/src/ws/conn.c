@@ -12,18 +12,32 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ws.h"
+#include "ws/ws.h"
 
 th_ws_limits th_ws_cfg;
 
+/* A WS_* setting: a whole number from the environment, or the default (a value that
+ * is not one is ignored with a warning). */
+static long setting(const char *name, long fallback) {
+  const char *v = getenv(name);
+  if (!v || !*v) return fallback;
+  char *end;
+  long n = strtol(v, &end, 10);
+  if (*end || n < 0) {
+    th_log(NULL, "warn", "ws: %s=%s is not a whole number; using %ld", name, v, fallback);
+    return fallback;
+  }
+  return n;
+}
+
 void th_ws_read_config(void) {
-  th_ws_cfg.send_queue_bytes = (size_t)th_config_long("WS_SEND_QUEUE_BYTES", 1 << 20);
-  th_ws_cfg.max_message_bytes = (size_t)th_config_long("WS_MAX_MESSAGE_BYTES", 64 * 1024);
-  th_ws_cfg.rate_per_second = (double)th_config_long("WS_RATE_PER_SECOND", 20);
-  th_ws_cfg.rate_burst = (double)th_config_long("WS_RATE_BURST", 40);
-  th_ws_cfg.ping_seconds = (int)th_config_long("WS_PING_SECONDS", 30);
-  th_ws_cfg.idle_timeout_seconds = (int)th_config_long("WS_IDLE_TIMEOUT_SECONDS", 75);
-  th_ws_cfg.max_connections = (int)th_config_long("WS_MAX_CONNECTIONS", 20000);
+  th_ws_cfg.send_queue_bytes = (size_t)setting("WS_SEND_QUEUE_BYTES", 1 << 20);
+  th_ws_cfg.max_message_bytes = (size_t)setting("WS_MAX_MESSAGE_BYTES", 64 * 1024);
+  th_ws_cfg.rate_per_second = (double)setting("WS_RATE_PER_SECOND", 20);
+  th_ws_cfg.rate_burst = (double)setting("WS_RATE_BURST", 40);
+  th_ws_cfg.ping_seconds = (int)setting("WS_PING_SECONDS", 30);
+  th_ws_cfg.idle_timeout_seconds = (int)setting("WS_IDLE_TIMEOUT_SECONDS", 75);
+  th_ws_cfg.max_connections = (int)setting("WS_MAX_CONNECTIONS", 20000);
   if (th_ws_cfg.send_queue_bytes < 1024) th_ws_cfg.send_queue_bytes = 1024;
   if (th_ws_cfg.max_message_bytes < 128) th_ws_cfg.max_message_bytes = 128;
   if (th_ws_cfg.rate_burst < 1) th_ws_cfg.rate_burst = 1;

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "upgrade.h"
-#include "ws.h"
+#include "ws/upgrade.h"
+#include "ws/ws.h"
 
 static struct lws_context *context;
 static struct lws_vhost *vhost;

@@ -13,7 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ws.h"
+#include "json/json.h"
+#include "prim/primitives.h"
+#include "runtime/metrics.h"
+#include "ws/ws.h"
 
 #define CONN_MT "todo-host.ws.conn"
 
@@ -355,29 +358,11 @@ int luaopen_th_ws_core(lua_State *L) {
   return 1;
 }
 
-/* ---- the manifest ------------------------------------------------------ */
+/* ---- registration ------------------------------------------------------ */
 
-int th_ws_manifest(th_state *s, const char *file, char *err, size_t errlen) {
-  lua_State *L = s->L;
-  int t = lua_getfield(L, -1, "websocket");
-  lua_pop(L, 1);
-  if (t == LUA_TNIL) return 0;
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "ws");
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    snprintf(err, errlen, "%s: %s", file, lua_tostring(L, -1));
-    lua_pop(L, 1);
-    return -1;
-  }
-  lua_getfield(L, -1, "install");
-  lua_pushvalue(L, -3); /* the manifest */
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    snprintf(err, errlen, "%s: %s", file, lua_tostring(L, -1));
-    lua_pop(L, 2);
-    return -1;
-  }
-  lua_pop(L, 1);
-  return 0;
+void th_ws_register(void) {
+  th_primitives_add("ws.core", luaopen_th_ws_core);
+  th_metrics_add_renderer(th_ws_metrics_render);
 }
 
 /* Shutdown: connections are closed by lws_context_destroy; their handlers no longer

@@ -15,8 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "http.h"
-#include "upgrade.h"
+#include "http/http.h"
+#include "ws/upgrade.h"
 
 int th_conn_take_socket(th_conn *c, th_buf *rest);
 th_request *th_conn_request(th_conn *c);

@@ -3,8 +3,8 @@
 #ifndef TH_WS_UPGRADE_H
 #define TH_WS_UPGRADE_H
 
-#include "host.h"
-#include "log.h"
+#include "base/buf.h"
+#include "runtime/host.h"
 
 int th_ws__handover(th_ctx *ctx, th_buf *head);
 

@@ -12,9 +12,9 @@
 #include <libwebsockets.h>
 #include <stdint.h>
 
-#include "host_internal.h"
-#include "log.h"
-#include "ws_host.h"
+#include "base/buf.h"
+#include "runtime/host_internal.h"
+#include "ws/ws_host.h"
 
 typedef struct th_ws_msg {
   struct th_ws_msg *next;

@@ -5,21 +5,20 @@
 
 #include <lua.h>
 
-#include "host_internal.h"
-#include "log.h"
+#include "base/buf.h"
+#include "runtime/host_internal.h"
 
-/* Lua module "ws.core" (primitives.c). */
+/* main.c, at start-up: adds the Lua module "ws.core" to the primitives and the ws_*
+ * samples to /metrics (ws/ sits above prim/ and runtime/, which do not call it). */
+void th_ws_register(void);
 int luaopen_th_ws_core(lua_State *L);
-/* bundle.c, while loading a manifest (at the top of s->L): turns `websocket = {...}`
- * into its handshake route. Returns 0, or -1 with a message in err. */
-int th_ws_manifest(th_state *s, const char *file, char *err, size_t errlen);
 /* main.c, at the start of shutdown: close every connection with 1001; on_closed runs
  * when the last one is gone (shutdown waits for th_ws_open_connections() == 0). */
 void th_ws_drain(void (*on_closed)(void));
 int th_ws_open_connections(void);
-/* primitives.c, at the end of shutdown: destroy the lws context. */
+/* main.c, at the end of shutdown (before the primitives'): destroy the lws context. */
 void th_ws_shutdown(void);
-/* metrics.c: the ws_* samples. */
+/* The ws_* samples of /metrics. */
 void th_ws_metrics_render(th_buf *out);
 
 #endif
