@@ -50,6 +50,35 @@ describe("task history", function()
     assert.are.equal("order", e.error.field)
   end)
 
+  it("a PATCH to the values a task holds changes nothing: no version, no history, no event", function()
+    local _, t = call("POST", "/api/tasks", { title = "same", priority = "high", tags = { "a", "b" },
+      due_at = "2026-05-01T09:00:00Z", tz = "Europe/Paris", description = require("json").null })
+    local url = "/api/tasks/" .. t.id
+    local function events_of()
+      return tonumber(h.psql("SELECT count(*) FROM bus_outbox WHERE event->>'subject' = '" .. t.id .. "'",
+        host.database_url))
+    end
+    local before = events_of()
+    local s, got, hdrs = host:request("PATCH", url, { token = h.token("hana"), headers = { ["If-Match"] = '"1"' },
+      body = { title = "  same ", priority = "high", tags = { "A", "b" }, due_at = "2026-05-01T11:00:00+02:00",
+        tz = "Europe/Paris", completed = false, description = require("json").null } })
+    assert.are.equal(200, s)
+    assert.are.equal(1, got.version)
+    assert.are.equal(t.updated_at, got.updated_at)
+    assert.are.equal('"1"', hdrs.etag)
+    assert.are.equal(before, events_of())
+    -- a stale If-Match is still a conflict, even for a change that changes nothing
+    assert.are.equal(412, (host:request("PATCH", url, { token = h.token("hana"),
+      headers = { ["If-Match"] = '"7"' }, body = { title = "same" } })))
+    -- a change of one field among unchanged ones: one version, and only that field named
+    s, got = call("PATCH", url, { title = "same", priority = "low" })
+    assert.are.equal(200, s)
+    assert.are.equal(2, got.version)
+    local b = assert(history(t.id, 2))
+    assert.are.equal(2, #b.items)
+    assert.are.same({ "priority" }, b.items[1].changed)
+  end)
+
   it("undoes the latest change, and refuses (412) when the task changed since", function()
     local _, t = call("POST", "/api/tasks", { title = "one", tags = { "x" } })
     call("PATCH", "/api/tasks/" .. t.id, { title = "two", tags = { "y" } })
