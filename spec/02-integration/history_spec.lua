@@ -97,6 +97,35 @@ describe("task history", function()
     assert.are.equal(404, (call("POST", "/api/activity/999999/undo")))
   end)
 
+  it("undoes the deletion of an occurrence into its series: its place and the COUNT kept", function()
+    local _, first = call("POST", "/api/tasks", { title = "thrice", due_at = "2026-05-04T09:00:00Z",
+      recurrence = { rule = "FREQ=DAILY;COUNT=3" } })
+    -- deleting an open occurrence skips it: the next one is made at once
+    assert.are.equal(204, (call("DELETE", "/api/tasks/" .. first.id)))
+    local _, page = call("GET", "/api/tasks?q=thrice")
+    local second = page.items[1]
+    assert.are.same({ 2, first.id }, { second.occurrence_index, second.spawned_from })
+    assert.are.equal(204, (call("DELETE", "/api/tasks/" .. second.id)))
+    local b = assert(history(second.id, 2))
+    assert.are.equal("deleted", b.items[1].kind)
+    local s, r = call("POST", "/api/activity/" .. b.items[1].id .. "/undo")
+    assert.are.equal(200, s, r.error and r.error.message)
+    local back = r.task
+    assert.are.same({ second.id, first.id, 2, first.id },
+      { back.id, back.series_id, back.occurrence_index, back.spawned_from })
+    assert.are.same(second.recurrence, back.recurrence)
+    -- the series still ends after its third task: occurrence 3 (made by the deletion) is
+    -- the last, and the restored occurrence 2 makes no second one
+    _, page = call("GET", "/api/tasks?q=thrice&sort=due")
+    assert.are.equal(2, #page.items)
+    local third = page.items[2]
+    assert.are.same({ 3, first.id }, { third.occurrence_index, third.series_id })
+    assert.are.equal(204, (call("DELETE", "/api/tasks/" .. back.id)))
+    assert.are.equal(204, (call("DELETE", "/api/tasks/" .. third.id)))
+    _, page = call("GET", "/api/tasks?q=thrice")
+    assert.are.equal(0, #page.items)
+  end)
+
   it("undoes a deletion (the task comes back) and a creation (the task goes)", function()
     local _, t = call("POST", "/api/tasks", { title = "keep me", description = "d" })
     assert.are.equal(204, (call("DELETE", "/api/tasks/" .. t.id)))
