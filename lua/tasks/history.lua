@@ -188,7 +188,8 @@ function M.undo(user, change)
   local current, gerr, gstate = store.get(user, e.task_id)
   if current == nil then return repo.db_failure(gerr, gstate) end
   local function conflict(version)
-    return nil, "the task was changed by someone else (current version " .. tostring(version) .. ")",
+    return nil, "the task has changed since this change (current version " .. tostring(version)
+      .. "): only a task's latest change can be undone; see its history for that one",
       "version_conflict", version
   end
   local res

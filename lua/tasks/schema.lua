@@ -268,11 +268,7 @@ end
 
 function field.tz(v)
   if v == NULL then return NULL end
-  if type(v) ~= "string" then return nil, "tz must be an IANA zone name like Europe/Paris, or null" end
-  if not M.valid_zone(v) then
-    local shown = v:sub(1, 64):gsub("[^%w_+%-/]", "?")
-    return nil, "tz must be an IANA zone name like Europe/Paris (unknown zone " .. shown .. ")"
-  end
+  if not M.valid_zone(v) then return nil, require("recurrence.input").zone_problem("tz", v) end
   return v
 end
 
@@ -280,9 +276,7 @@ end
 -- names the part at fault (recurrence.rule, recurrence.tz ...).
 function field.recurrence(v)
   if v == NULL then return NULL end
-  if type(v) ~= "table" or M.is_array(v) then
-    return nil, "recurrence must be an object {rule, tz, from} or null (got " .. kind_of(v) .. ")"
-  end
+  if type(v) ~= "table" or M.is_array(v) then return nil, require("recurrence.input").not_an_object(v) end
   local ok, msg = M.check_json(v)
   if not ok then return nil, "recurrence " .. msg end
   return require("recurrence.input").field(v)

@@ -72,6 +72,38 @@ describe("series: the Task API", function()
       assert.are.equal(1, got.occurrence_index)
     end)
 
+    it("says plainly what to send for a UTC offset as tz and for a recurrence sent as text", function()
+      local due = "2026-05-04T09:00:00Z"
+      local msg = refused("tz", req("POST", "/api/tasks", { title = "t", due_at = due, tz = "+01:00" }))
+      assert.truthy(msg:find('unknown time zone "+01:00": use an IANA name such as Europe/Berlin', 1, true), msg)
+      msg = refused("tz", req("POST", "/api/tasks", { title = "t", tz = "Mars/Olympus" }))
+      assert.are.equal('unknown time zone "Mars/Olympus": use an IANA name such as Europe/Berlin', msg)
+      msg = refused("tz", req("POST", "/api/tasks", { title = "t", tz = 5 }))
+      assert.truthy(msg:find("got number", 1, true), msg)
+      msg = refused("recurrence.tz", req("POST", "/api/tasks", { title = "t", due_at = due,
+        recurrence = { rule = "FREQ=DAILY", tz = "UTC+1" } }))
+      assert.truthy(msg:find('unknown time zone "UTC+1" in recurrence.tz', 1, true), msg)
+      msg = refused("tz", req("GET", "/api/recurrence/preview?rule=FREQ=DAILY&tz=%2B01:00"))
+      assert.truthy(msg:find('unknown time zone "+01:00"', 1, true), msg)
+      msg = refused("recurrence", req("POST", "/api/tasks", { title = "t", due_at = due, recurrence = "every day" }))
+      assert.truthy(msg:find("must be an object", 1, true), msg)
+      assert.truthy(msg:find('{"phrase": "every day"}', 1, true), msg)
+      msg = refused("recurrence", req("POST", "/api/tasks", { title = "t", due_at = due,
+        recurrence = "FREQ=WEEKLY;BYDAY=MO" }))
+      assert.truthy(msg:find('{"rule": "FREQ=WEEKLY;BYDAY=MO"}', 1, true), msg)
+    end)
+
+    it("accepts 'last Friday of the month' and the like (BYDAY=-1FR)", function()
+      local task = create({ title = "review", due_at = "2026-05-29T16:00:00Z",
+        recurrence = { phrase = "last Friday of the month" } })
+      assert.are.equal("FREQ=MONTHLY;BYDAY=-1FR", task.recurrence.rule)
+      assert.are.equal("on the last Friday of every month", task.recurrence.description)
+      local status, got = req("GET", "/api/recurrence/preview?phrase=monthly%20on%20the%20last%20friday"
+        .. "&start=2026-05-29T16:00:00Z&count=3")
+      assert.are.equal(200, status)
+      assert.are.same({ "2026-05-29T16:00:00Z", "2026-06-26T16:00:00Z", "2026-07-31T16:00:00Z" }, got.occurrences)
+    end)
+
     it("names the part at fault with the engine's message", function()
       local due = "2026-05-04T09:00:00Z"
       local msg = refused("recurrence.rule", req("POST", "/api/tasks", { title = "t", due_at = due,

@@ -44,7 +44,7 @@ function M.preview(req)
   if not rule then return errors.invalid(part, msg, code) end
   local zone = get("tz") or "UTC"
   if not input.valid_zone(zone) then
-    return errors.invalid("tz", "tz must be an IANA zone name like Europe/Paris (default UTC)")
+    return errors.invalid("tz", input.zone_problem("tz", zone) .. " (or leave it out: UTC)")
   end
   local start
   local s = get("start")
