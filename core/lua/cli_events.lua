@@ -65,13 +65,16 @@ end
 
 local function lag()
   local rows, err = pg.query([[SELECT c.grp, c.topic, sum(p.last_seq - c.seq)::bigint AS behind,
-      max(c.attempts) AS attempts, max(c.last_error) AS last_error
+      sum(c.parked)::bigint AS parked, max(c.last_error) AS last_error,
+      (SELECT b.last_error FROM bus_parked b WHERE b.grp = c.grp AND b.topic = c.topic
+          AND b.last_error IS NOT NULL ORDER BY b.parked_at DESC LIMIT 1) AS parked_error
     FROM bus_cursors c JOIN bus_partitions p ON p.topic = c.topic AND p.part = c.part
     GROUP BY c.grp, c.topic ORDER BY c.grp, c.topic]])
   if not rows then fail(err) end
   for _, r in ipairs(rows) do
-    print(string.format("%-30s %-14s behind %-8d %s", r.grp, r.topic, r.behind,
-      r.last_error ~= pg.null and ("failing: " .. tostring(r.last_error)) or ""))
+    local failing = r.parked_error ~= pg.null and r.parked_error or r.last_error
+    print(string.format("%-30s %-14s behind %-8d parked %-6d %s", r.grp, r.topic, r.behind, r.parked,
+      failing ~= pg.null and ("failing: " .. tostring(failing)) or ""))
   end
   if #rows == 0 then print("no subscription groups yet") end
 end
