@@ -422,6 +422,9 @@ function M.clean()
     if not (got and got[1] and got[1].ok) then return true end
     tx:query([[DELETE FROM bus_cursors WHERE broadcast AND seen_at < now() - make_interval(secs => $1)]],
       STALE_BROADCAST)
+    -- parked events of a group that is gone (a stopped broadcast replica)
+    tx:query([[DELETE FROM bus_parked b WHERE NOT EXISTS (SELECT 1 FROM bus_cursors c
+      WHERE c.grp = b.grp AND c.topic = b.topic AND c.part = b.part)]])
     tx:query([[DELETE FROM bus_outbox WHERE ctid = ANY(ARRAY(
       SELECT o.ctid FROM bus_outbox o
        WHERE o.created_at < now() - make_interval(secs => $1::float8)
