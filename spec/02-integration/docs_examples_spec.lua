@@ -3,13 +3,28 @@
 -- or mints a token) is extracted and run, in document order, in one bash per file, as a
 -- reader would in the repository while `make run` runs: a directory with
 -- `.data/dev-secret` and `build/` (this build), no AUTH_DEV_SECRET or DATABASE_URL in the
--- environment, `localhost:8080` pointing at the host this spec starts. A `curl` wrapper
+-- environment, `localhost:8080` pointing at the host this spec starts with every bundle
+-- of services/ (as `make run`). A `curl` wrapper
 -- records every answer's status: each must be below 400. Between blocks the spec waits
 -- for the consumers (history, recurring-task) to catch up, as a reader typing does.
 -- Also `todo-host events` without DATABASE_URL: the database of `make run` (.data/pg).
 local h = require "spec.helpers"
 
-local BUNDLES = { "services/api", "services/recurring-task" }
+-- Every bundle of services/, as `make run` serves them (scripts/run).
+local function all_bundles()
+  local out = {}
+  local p = assert(io.popen("ls -d services/*/ 2>/dev/null"))
+  for d in p:lines() do
+    d = d:gsub("/$", "")
+    local f = io.open(d .. "/service.lua", "r")
+    if f then
+      f:close()
+      out[#out + 1] = d
+    end
+  end
+  p:close()
+  return out
+end
 
 -- The ```sh blocks of a Markdown file that talk to the server: { {line =, text =}, ... }.
 local function live_blocks(path)
@@ -39,7 +54,7 @@ describe("docs: every shell example runs against a live server", function()
   local host, dir, repo
 
   setup(function()
-    host = h.start { bundles = BUNDLES, env = { BUS_POLL_SECONDS = 0.5 } }
+    host = h.start { bundles = all_bundles(), env = { BUS_POLL_SECONDS = 0.5 } }
     repo = h.sh("pwd")
     dir = h.sh("mktemp -d /tmp/todo-docs-examples.XXXXXX")
     local build = h.host_bin:match("^(.*)/[^/]+$")
