@@ -161,10 +161,17 @@ function run.reschedule_tasks(user, args, env)
   if args.date and not args.date:match("^%d%d%d%d%-%d%d%-%d%d$") then
     return fail("date must be YYYY-MM-DD", "invalid_field", "date")
   end
-  local out = {}
-  for _, id in ipairs(args.ids) do
+  -- Every id must be the user's before any task moves: another user's (or an unknown) id
+  -- answers not found and changes nothing, as POST /api/tasks/bulk does.
+  local tasks = {}
+  for i, id in ipairs(args.ids) do
     local task, msg, code = repo.get(user, id)
     if not task then return repo_fail(msg, code) end
+    tasks[i] = task
+  end
+  local out = {}
+  for i, id in ipairs(args.ids) do
+    local task = tasks[i]
     local input
     if args.due_at then
       input = { due_at = args.due_at, tz = args.tz or task.tz or env.tz }
