@@ -101,10 +101,10 @@ describe("authorization matrix", function()
     local s, page = req("GET", "/api/tasks?limit=1&sort=created", tok(A))
     assert.are.equal(200, s)
     fx.cursor = assert(page.next_cursor)
-    local act
-    s, act = req("GET", "/api/activity", tok(A))
-    assert.are.equal(200, s)
-    fx.activity = assert(act.items[1].id)
+    fx.activity = assert(h.eventually(function() -- the history consumer records it
+      local _, act = req("GET", "/api/activity", tok(A))
+      return act.items[1] and act.items[1].id
+    end, 10), "alice has no activity")
     local chat
     s, chat = req("POST", "/api/chat", tok(A), { message = "add alpha secret call mom" })
     assert.are.equal(200, s, json.encode(chat))
