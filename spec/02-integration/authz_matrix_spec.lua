@@ -13,10 +13,16 @@ local json = require "json"
 local wsc = require "spec.support.wsclient"
 
 local ISS, AUD = "https://auth.spec.example", "todo-api"
+-- secrets the host is given, none of which may ever appear in its log
+local DB_PASSWORD = "authz-db-password-Xq81"  -- the spec cluster trusts local connections: unused
+local CURSOR_SECRET = "authz-cursor-secret-7Yw2"
+local minted = {} -- every token this spec sent
 local function tok(sub, claims)
   local c = { iss = ISS, aud = AUD }
   for k, v in pairs(claims or {}) do c[k] = v end
-  return h.token(sub, c)
+  local t = h.token(sub, c)
+  minted[#minted + 1] = t
+  return t
 end
 
 local A, B = "authz-alice", "authz-bob"
@@ -90,8 +96,12 @@ describe("authorization matrix", function()
   end
 
   lazy_setup(function()
+    local url = h.new_database()
+    local with_password = url:gsub("^(postgresql://[^:@/]+)@", "%1:" .. DB_PASSWORD .. "@")
+    assert(with_password ~= url, "unexpected database URL shape: " .. url)
     host = h.start { bundles = { "services/api", "services/chat", "services/websocket" },
-      env = { AUTH_ISSUER = ISS, AUTH_AUDIENCE = AUD } }
+      database_url = with_password, env = { AUTH_ISSUER = ISS, AUTH_AUDIENCE = AUD,
+        API_CURSOR_SECRET = CURSOR_SECRET, LOG_LEVEL = "debug" } }
     db = h.psql_session(host.database_url)
     fx.task = create(A, { title = "alpha secret groceries", tags = { "alphatag" },
       due_at = "2030-01-02T09:00:00Z" })
@@ -492,6 +502,28 @@ describe("authorization matrix", function()
       bob:kill()
       alice:kill()
     end)
+  end)
+
+  it("logged no token, JWT, secret or password along the whole run", function()
+    local log = host:log()
+    local lines = select(2, log:gsub("\n", ""))
+    assert.is_true(lines >= 20, "the host logged only " .. lines .. " lines:\n" .. log)
+    assert.is_true(#minted >= 50, "the spec sent only " .. #minted .. " tokens")
+    local function absent(needle, what)
+      local at = log:find(needle, 1, true)
+      assert.is_nil(at, what .. " in the log: " .. (at and log:sub(math.max(1, at - 300), at + 100) or ""))
+    end
+    for _, t in ipairs(minted) do
+      absent(t, "a bearer token")
+      absent(t:match("[^.]+$"), "a token's signature")
+    end
+    for _, secret in ipairs { h.dev_secret, DB_PASSWORD, CURSOR_SECRET } do absent(secret, "a secret") end
+    -- anything shaped like a JWT (base64url JSON header, payload, signature), ours or not
+    local jwt_at = log:find("eyJ[%w_-]+%.eyJ[%w_-]*%.?[%w_-]*")
+    assert.is_nil(jwt_at, "a JWT in the log: " .. (jwt_at and log:sub(math.max(1, jwt_at - 300), jwt_at + 200) or ""))
+    local bearer_at = log:lower():find("bearer[%s%.:=]+[%w_-]+")
+    assert.is_nil(bearer_at, "a bearer credential in the log: "
+      .. (bearer_at and log:sub(math.max(1, bearer_at - 300), bearer_at + 200) or ""))
   end)
 
   it("logged no handler failure along the way", function()
