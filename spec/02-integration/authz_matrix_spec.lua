@@ -36,14 +36,17 @@ local STRANGERS = {
   bad_signature = function() return tok(A, { secret = "not-the-dev-secret" }) end,
 }
 
---- Routes of the manifests ("METHOD /path/:id"), read from the manifest files.
+--- Routes of every bundle's manifest ("METHOD /path/:id"), read from the files of
+-- services/*/service.lua: `route("GET", "/p", ...)`, `{ method = "GET", path = "/p" }`
+-- and a `websocket = { path = "/p" }` endpoint.
 local function manifest_routes()
-  local routes = {}
-  for _, bundle in ipairs { "api", "chat", "websocket", "recurring-task" } do
-    local f = assert(io.open("services/" .. bundle .. "/service.lua"))
+  local routes, files = {}, h.sh("ls services/*/service.lua")
+  for file in files:gmatch("%S+") do
+    local f = assert(io.open(file))
     local src = f:read("a")
     f:close()
     for m, p in src:gmatch('route%("(%u+)",%s*"([^"]+)"') do routes[#routes + 1] = m .. " " .. p end
+    for m, p in src:gmatch('method%s*=%s*"(%u+)",%s*path%s*=%s*"([^"]+)"') do routes[#routes + 1] = m .. " " .. p end
     for p in src:gmatch('websocket%s*=%s*{%s*path%s*=%s*"([^"]+)"') do routes[#routes + 1] = "GET " .. p end
   end
   return routes
