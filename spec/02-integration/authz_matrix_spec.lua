@@ -205,11 +205,15 @@ describe("authorization matrix", function()
     ["POST /api/tasks/bulk"] = {
       owner = function() return { body = { action = "complete", ids = { fx.other.id } } }, 200 end,
       other = function(p)
-        for _, action in ipairs { "complete", "reopen", "delete" } do
+        local ACTIONS = { complete = {}, reopen = {}, delete = {},
+          update = { changes = { title = "owned by bob" } }, reschedule = { time = "14:00" } }
+        for action, extra in pairs(ACTIONS) do
           -- alice's id alone, and mixed with bob's own: 404 naming alice's id, nothing changes
           for _, ids in ipairs { { fx.task.id }, { fx.bobs.id, fx.task.id } } do
             local bobs_before = settled_snapshot(B)
-            local s, b = req("POST", p, tok(B), { action = action, ids = ids })
+            local body = { action = action, ids = ids }
+            for k, v in pairs(extra) do body[k] = v end
+            local s, b = req("POST", p, tok(B), body)
             refuses_404("bulk " .. action, s, b)
             assert.is_truthy(b.error.message:find(fx.task.id, 1, true), b.error.message)
             assert.are.equal(bobs_before, settled_snapshot(B))
