@@ -77,7 +77,7 @@ export default function RecurrenceBuilder({
       <legend>Repeat</legend>
       <label>
         Pattern
-        <select value={value.preset} onChange={(e) => set({ preset: e.target.value as Preset })}>
+        <select aria-label="Pattern" value={value.preset} onChange={(e) => set({ preset: e.target.value as Preset })}>
           {PRESETS.map((p) => (
             <option key={p.value} value={p.value}>
               {p.label}

@@ -189,7 +189,7 @@ export default function TaskEditor({ initial }: { initial: Task | null }) {
       </label>
       <label>
         Priority
-        <select value={form.priority} onChange={(e) => set("priority", e.target.value as Priority)}>
+        <select aria-label="Priority" value={form.priority} onChange={(e) => set("priority", e.target.value as Priority)}>
           {PRIORITIES.map((p) => (
             <option key={p} value={p}>
               {p}
@@ -242,7 +242,7 @@ export default function TaskEditor({ initial }: { initial: Task | null }) {
         </label>
         <label>
           Time zone
-          <select value={form.tz} onChange={(e) => set("tz", e.target.value)}>
+          <select aria-label="Time zone" value={form.tz} onChange={(e) => set("tz", e.target.value)}>
             {(allZones.includes(form.tz) ? allZones : [form.tz, ...allZones]).map((z) => (
               <option key={z} value={z}>
                 {z}
@@ -263,7 +263,7 @@ export default function TaskEditor({ initial }: { initial: Task | null }) {
             <li key={i}>
               <label>
                 Kind
-                <select value={r.kind} onChange={(e) => reminder(i, { kind: e.target.value as ReminderRow["kind"] })}>
+                <select aria-label="Kind" value={r.kind} onChange={(e) => reminder(i, { kind: e.target.value as ReminderRow["kind"] })}>
                   <option value="before">Before due</option>
                   <option value="at">At a time</option>
                 </select>
@@ -276,7 +276,7 @@ export default function TaskEditor({ initial }: { initial: Task | null }) {
                   </label>
                   <label>
                     Unit
-                    <select value={r.unit} onChange={(e) => reminder(i, { unit: e.target.value as ReminderRow["unit"] })}>
+                    <select aria-label="Unit" value={r.unit} onChange={(e) => reminder(i, { unit: e.target.value as ReminderRow["unit"] })}>
                       <option value="minutes">minutes</option>
                       <option value="hours">hours</option>
                       <option value="days">days</option>

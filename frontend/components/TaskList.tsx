@@ -93,7 +93,7 @@ export default function TaskList() {
         </label>
         <label>
           Status
-          <select value={filters.status} onChange={(e) => set("status", e.target.value as Filters["status"])}>
+          <select aria-label="Status" value={filters.status} onChange={(e) => set("status", e.target.value as Filters["status"])}>
             <option value="pending">Open</option>
             <option value="completed">Done</option>
             <option value="all">All</option>
@@ -122,7 +122,7 @@ export default function TaskList() {
         </label>
         <label>
           Tags match
-          <select value={filters.tagsMode} onChange={(e) => set("tagsMode", e.target.value as Filters["tagsMode"])}>
+          <select aria-label="Tags match" value={filters.tagsMode} onChange={(e) => set("tagsMode", e.target.value as Filters["tagsMode"])}>
             <option value="any">any</option>
             <option value="all">all</option>
           </select>
@@ -141,7 +141,7 @@ export default function TaskList() {
         </label>
         <label>
           Sort by
-          <select value={filters.sort} onChange={(e) => set("sort", e.target.value as Filters["sort"])}>
+          <select aria-label="Sort by" value={filters.sort} onChange={(e) => set("sort", e.target.value as Filters["sort"])}>
             {SORTS.map((s) => (
               <option key={s.value} value={s.value}>
                 {s.label}
@@ -151,7 +151,7 @@ export default function TaskList() {
         </label>
         <label>
           Order
-          <select value={filters.order} onChange={(e) => set("order", e.target.value as Filters["order"])}>
+          <select aria-label="Order" value={filters.order} onChange={(e) => set("order", e.target.value as Filters["order"])}>
             <option value="">Default</option>
             <option value="asc">Ascending</option>
             <option value="desc">Descending</option>

@@ -1,8 +1,10 @@
-// The live connection to /ws (protocol: spec/contracts/websocket.md): authenticated with
-// the `bearer.<token>` sub-protocol (browsers cannot set headers on a WebSocket), resumed
-// after every reconnect with {"type":"resume","after":<last event id>} so the list is
-// current with no reload; events at or below the last id are duplicates and dropped;
-// `resync` (the gap is too old to replay) asks the app to reload through REST.
+// The live connection to /ws (protocol: spec/contracts/websocket.md, sub-protocol
+// `todo.v1`): authenticated with the `bearer.<token>` sub-protocol (browsers cannot set
+// headers on a WebSocket). The first `hello` of the page asks the app to load through
+// REST (events before it are in that answer) and gives the first resume point; after
+// every reconnect the client sends {"type":"resume","after":<last event id>} right after
+// `hello`, so the list is current with no reload; events at or below the last id are
+// duplicates and dropped; `resync` (the gap is outside the window) reloads through REST.
 // No React here: LiveSync is driven by a WebSocket constructor and timers it is given,
 // so the resume logic is unit-tested with a fake socket.
 
@@ -112,7 +114,7 @@ export class LiveSync {
       this.o.createSocket ?? ((url: string, protocols: string[]) => new WebSocket(url, protocols) as unknown as WebSocketLike);
     let ws: WebSocketLike;
     try {
-      ws = create(this.o.url, [`bearer.${token}`]);
+      ws = create(this.o.url, ["todo.v1", `bearer.${token}`]);
     } catch {
       this.scheduleReconnect();
       return;
@@ -122,7 +124,6 @@ export class LiveSync {
       this.attempt = 0;
       this.refusedOnce = false;
       this.setStatus("live");
-      if (this.lastId !== null) ws.send(JSON.stringify({ type: "resume", after: this.lastId }));
     };
     ws.onmessage = (ev) => this.receive(ev.data);
     ws.onerror = () => {};
@@ -145,14 +146,20 @@ export class LiveSync {
     }
     if (!msg || typeof msg.type !== "string") return;
     if (msg.type === "hello") {
-      // First connection: start from the newest event the server has for us.
-      const newest = (msg.event_id ?? msg.last_event_id ?? msg.newest_event_id) as number | string | undefined;
-      if (this.lastId === null && newest !== undefined && newest !== null) this.lastId = newest;
+      if (this.lastId !== null) {
+        // A reconnect: replay what was missed, before live events start.
+        this.socket?.send(JSON.stringify({ type: "resume", after: this.lastId }));
+      } else {
+        // The first connection: the REST list loaded from now on holds every event up to
+        // hello's; live events continue from there.
+        this.lastId = (msg.event_id ?? 0) as number | string;
+        this.o.onResync?.();
+      }
       this.o.onEvent(msg);
       return;
     }
     if (msg.type === "resync") {
-      this.lastId = (msg.event_id ?? msg.last_event_id ?? this.lastId) as number | string | null;
+      this.lastId = (msg.event_id ?? this.lastId) as number | string | null;
       this.o.onResync?.();
       return;
     }

@@ -72,10 +72,12 @@ describe("LiveSync", () => {
     h.sync.start();
     await h.flush();
     expect(h.sockets[0].url).toBe("ws://api.test/ws");
-    expect(h.sockets[0].protocols).toEqual(["bearer.tok1"]);
+    expect(h.sockets[0].protocols).toEqual(["todo.v1", "bearer.tok1"]);
     h.sockets[0].open();
     expect(h.sync.status).toBe("live");
+    h.sockets[0].receive({ type: "hello", user: "u1", event_id: 0, resume_window_seconds: 604800 });
     expect(h.sockets[0].sent).toEqual([]); // nothing to resume on the first connection
+    expect(h.resyncs()).toBe(1); // the first hello: load the list through REST now
   });
 
   it("resumes after a reconnect from the last event applied, and drops duplicates", async () => {
@@ -93,11 +95,15 @@ describe("LiveSync", () => {
     await h.fireTimer();
     const s2 = h.sockets[1];
     s2.open();
+    expect(s2.sent).toEqual([]); // the resume goes right after hello
+    s2.receive({ type: "hello", user: "u1", event_id: 13 });
     expect(JSON.parse(s2.sent[0])).toEqual({ type: "resume", after: 12 });
+    expect(h.resyncs()).toBe(1); // a resume, not a reload
     // The replay repeats 12 (already applied), then brings 13.
     s2.receive({ type: "task.updated", event_id: 12, task: { id: "a" } });
     s2.receive({ type: "task.deleted", event_id: 13, task_id: "a" });
-    expect(h.events.map((e) => e.event_id)).toEqual([10, 11, 12, 13]);
+    s2.receive({ type: "resumed", event_id: 13 });
+    expect(h.events.filter((e) => e.type.startsWith("task.")).map((e) => e.event_id)).toEqual([11, 12, 13]);
     expect(h.sync.lastEventId).toBe(13);
   });
 
@@ -124,7 +130,7 @@ describe("LiveSync", () => {
     h.sockets[0].drop(1006); // closed before open: the handshake was refused
     await h.fireTimer();
     expect(h.tokenCalls).toEqual([false, true]);
-    expect(h.sockets[1].protocols).toEqual(["bearer.tok2"]);
+    expect(h.sockets[1].protocols).toEqual(["todo.v1", "bearer.tok2"]);
   });
 
   it("hands a resync to the app (reload through REST)", async () => {
@@ -133,8 +139,8 @@ describe("LiveSync", () => {
     await h.flush();
     h.sockets[0].open();
     h.sockets[0].receive({ type: "hello", event_id: 5 });
-    h.sockets[0].receive({ type: "resync", event_id: 900 });
-    expect(h.resyncs()).toBe(1);
+    h.sockets[0].receive({ type: "resync", event_id: 900, reason: "outside the window" });
+    expect(h.resyncs()).toBe(2); // the first hello, then the resync
     h.sockets[0].receive({ type: "task.created", event_id: 901, task: { id: "b" } });
     expect(h.events.at(-1)?.event_id).toBe(901);
   });
