@@ -1,5 +1,5 @@
 // Starts the real stack for the browser tests: a fresh database in the test PostgreSQL
-// (TEST_PG_ADMIN_URL from scripts/test), todo-host ($TODO_HOST) serving every bundle in
+// (TEST_PG_ADMIN_URL from scripts/test, else a throwaway cluster of scripts/pg), todo-host ($TODO_HOST) serving every bundle in
 // services/ and verifying tokens against the front end's JWKS only (no dev secret), and
 // the front end's production build (the standalone server of `next build`). Ports are
 // free ones picked here; everything is stopped by stop().
@@ -56,9 +56,23 @@ export function bundles() {
     .map((d) => path.join(repoRoot, "services", d));
 }
 
+/** The test PostgreSQL's admin URL: scripts/test's, or a throwaway cluster started here. */
+function adminUrl() {
+  if (process.env.TEST_PG_ADMIN_URL) return { admin: process.env.TEST_PG_ADMIN_URL, stopPg: () => {} };
+  const dir = fs.mkdtempSync("/tmp/front-e2e-pg-");
+  const pg = path.join(repoRoot, "scripts/pg");
+  const url = execFileSync(pg, ["start", dir], { env: { ...process.env, PG_THROWAWAY: "1" } }).toString().trim();
+  return {
+    admin: url.replace(/\/todo$/, "/postgres"),
+    stopPg: () => {
+      execFileSync(pg, ["stop", dir]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 export async function startStack() {
-  const admin = process.env.TEST_PG_ADMIN_URL;
-  if (!admin) throw new Error("TEST_PG_ADMIN_URL is not set (run through scripts/test)");
+  const { admin, stopPg } = adminUrl();
   const host = path.resolve(process.env.TODO_HOST || path.join(repoRoot, "build/todo-host"));
   if (!fs.existsSync(host)) throw new Error(`no todo-host at ${host} (make build)`);
   if (!fs.existsSync(path.join(frontendDir, ".next/standalone/server.js"))) throw new Error("no production build (npm run build)");
@@ -127,6 +141,7 @@ export async function startStack() {
       await c.connect();
       await c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
       await c.end();
+      stopPg();
     },
   };
 }
