@@ -1,7 +1,7 @@
 # todo-host: the two commands first.
 #   make run    everything up on this machine (PostgreSQL under .data/, all bundles on :8080)
 #   make test   C tests, Lua specs against a real PostgreSQL, then the same under ASan+UBSan
-.PHONY: run test build build-asan test-fast test-asan test-frontend bench lint format clean bootstrap
+.PHONY: run test build build-asan test-fast test-asan test-frontend bench lint format clean bootstrap check-deploy eval-chat
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
@@ -43,13 +43,25 @@ test-frontend: bootstrap build
 bench: bootstrap build
 	@scripts/bench $(BUILD)
 
+# The chat assistant's evaluation set: accuracy per intent and every failure.
+eval-chat: build
+	@$(BUILD)/todo-host script spec/chat/eval_report.lua
+
+# Every C file of core/ (every folder of core/src, however deep).
+C_FILES = $(shell find core/src core/tests -name '*.[ch]' | sort)
+
 lint:
 	luacheck -q core/lua lua services spec bench
-	clang-format --dry-run --Werror core/src/*.[ch] core/tests/*.[ch]
+	clang-format --dry-run --Werror $(C_FILES)
+	scripts/check-layers build
 	@if [ -d frontend/node_modules ]; then cd frontend && npx tsc --noEmit && npx eslint --max-warnings=0 .; fi
 
 format:
-	clang-format -i core/src/*.[ch] core/tests/*.[ch]
+	clang-format -i $(C_FILES)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)
+
+# The image, the Helm chart and the workflows only (also part of make test).
+check-deploy: bootstrap build
+	@scripts/check-image $(BUILD)/todo-host && scripts/check-deploy

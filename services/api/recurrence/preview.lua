@@ -7,14 +7,14 @@
 -- Answers `{rule, description, tz, start, occurrences = [RFC 3339 in tz]}`. As for a
 -- task, `start` is listed only when it matches the rule. Every parameter is checked
 -- (422 naming it). No database access.
--- @module recurrence.preview
+-- @module api.recurrence.preview
 
 local json = require "json"
 local tz = require "tz"
 local timer = require "timer"
 local recurrence = require "recurrence"
-local errors = require "http.errors"
-local query = require "http.query"
+local errors = require "web.errors"
+local query = require "web.query"
 local schema = require "tasks.schema"
 local input = require "recurrence.input"
 
@@ -40,8 +40,8 @@ function M.preview(req)
     if v == "" then return nil end
     return v
   end
-  local rule, msg, part = input.rule(get("rule"), get("phrase"))
-  if not rule then return errors.invalid(part, msg) end
+  local rule, msg, code, part = input.rule(get("rule"), get("phrase"))
+  if not rule then return errors.invalid(part, msg, code) end
   local zone = get("tz") or "UTC"
   if not input.valid_zone(zone) then
     return errors.invalid("tz", "tz must be an IANA zone name like Europe/Paris (default UTC)")
