@@ -59,7 +59,11 @@ export default function ChatPanel() {
   useEffect(() => {
     void loadConversations();
   }, [loadConversations]);
-  useEffect(() => end.current?.scrollIntoView?.({ block: "end" }), [messages]);
+  useEffect(() => {
+    // A block body: in current Chromium scrollIntoView returns a promise, and an effect
+    // must return nothing but its cleanup.
+    end.current?.scrollIntoView?.({ block: "end" });
+  }, [messages]);
 
   async function open(id: string) {
     setCurrent(id);
