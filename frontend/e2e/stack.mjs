@@ -49,11 +49,14 @@ function start(cmd, args, env, logFile, cwd) {
   return p;
 }
 
+// E2E_SERVICES_ROOT: serve the bundles of another checkout (trying a branch's services).
+const servicesRoot = process.env.E2E_SERVICES_ROOT || repoRoot;
+
 export function bundles() {
   return fs
-    .readdirSync(path.join(repoRoot, "services"))
-    .filter((d) => fs.existsSync(path.join(repoRoot, "services", d, "service.lua")))
-    .map((d) => path.join(repoRoot, "services", d));
+    .readdirSync(path.join(servicesRoot, "services"))
+    .filter((d) => fs.existsSync(path.join(servicesRoot, "services", d, "service.lua")))
+    .map((d) => path.join(servicesRoot, "services", d));
 }
 
 /** The test PostgreSQL's admin URL: scripts/test's, or a throwaway cluster started here. */
@@ -119,7 +122,7 @@ export async function startStack() {
     API_CURSOR_SECRET: randomBytes(16).toString("hex"),
     WS_ALLOWED_ORIGINS: web,
   };
-  const hostProc = start(host, ["run", ...bs], hostEnv, path.join(logDir, "host.log"), repoRoot);
+  const hostProc = start(host, ["run", ...bs], hostEnv, path.join(logDir, "host.log"), servicesRoot);
   await waitFor(`${web}/api/auth/jwks`, webProc, "the front end");
   await waitFor(`http://127.0.0.1:${apiPort}/readyz`, hostProc, "todo-host");
 

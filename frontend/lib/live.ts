@@ -146,15 +146,16 @@ export class LiveSync {
     }
     if (!msg || typeof msg.type !== "string") return;
     if (msg.type === "hello") {
-      if (this.lastId !== null) {
-        // A reconnect: replay what was missed, before live events start.
-        this.socket?.send(JSON.stringify({ type: "resume", after: this.lastId }));
-      } else {
+      if (this.lastId === null) {
         // The first connection: the REST list loaded from now on holds every event up to
         // hello's; live events continue from there.
         this.lastId = (msg.event_id ?? 0) as number | string;
         this.o.onResync?.();
       }
+      // Right after hello: replay what was missed (nothing, the first time). Being the
+      // client's first message, it also starts live events at once (the server holds
+      // them for a second after hello otherwise).
+      this.socket?.send(JSON.stringify({ type: "resume", after: this.lastId }));
       this.o.onEvent(msg);
       return;
     }
