@@ -362,6 +362,26 @@ test("a reminder a few seconds ahead arrives as a toast", async (t) => {
   await pageA.getByTestId("unread-count").waitFor();
 });
 
+test("the bell counts a fired reminder, lists it and marks it read", async (t) => {
+  if (!stack.bundles.includes("notification")) return t.skip("services/notification is not in services/ yet");
+  const c = await apiAs(pageA, "POST", "/api/tasks", { title: "Call mum", due_at: iso(Date.now() + 62_000), reminders: [{ before: "PT1M" }] });
+  assert.equal(c.status, 201, JSON.stringify(c.body));
+  let unread = 0;
+  for (let i = 0; i < 60 && !unread; i++) {
+    await pageA.waitForTimeout(250);
+    unread = (await apiAs(pageA, "GET", "/api/notifications/unread-count")).body.unread;
+  }
+  assert.ok(unread >= 1, "the reminder did not fire");
+  await pageA.goto(stack.web + "/");
+  assert.equal(await pageA.getByTestId("unread-count").textContent(), String(unread));
+  await pageA.getByRole("button", { name: /^Notifications/ }).click();
+  const list = pageA.getByRole("region", { name: "Notification list" });
+  await list.getByText("Call mum").waitFor();
+  await list.getByRole("button", { name: "Mark all read" }).click();
+  await pageA.getByTestId("unread-count").waitFor({ state: "detached" });
+  assert.equal((await apiAs(pageA, "GET", "/api/notifications/unread-count")).body.unread, 0);
+});
+
 test("an expired session is sent to sign-in, not shown an error page", async () => {
   const { rows: users } = await stack.db.query('SELECT id FROM "user" WHERE email = $1', [emailA]);
   await stack.db.query(`UPDATE "session" SET "expiresAt" = now() - interval '1 minute' WHERE "userId" = $1`, [users[0].id]);
