@@ -20,7 +20,10 @@ export default function ConflictDialog({ conflict, onChoose }: { conflict: Confl
     if (typeof d.showModal === "function") d.showModal();
     else d.setAttribute("open", ""); // environments without showModal
   }, []);
-  const fields = Object.keys(conflict.mine) as (keyof Task)[];
+  // What I changed, and what the newer version changed since the one I edited.
+  const editable: (keyof Task)[] = ["title", "description", "priority", "tags", "due_at", "tz", "recurrence", "reminders", "completed"];
+  const theirsChanged = editable.filter((k) => JSON.stringify(conflict.base[k]) !== JSON.stringify(conflict.theirs[k]));
+  const fields = [...new Set([...(Object.keys(conflict.mine) as (keyof Task)[]), ...theirsChanged])];
   return (
     <dialog ref={ref} className="conflict" aria-labelledby="conflict-title" onCancel={(e) => (e.preventDefault(), onChoose("theirs"))}>
       <h2 id="conflict-title">This task was changed elsewhere</h2>
@@ -40,7 +43,9 @@ export default function ConflictDialog({ conflict, onChoose }: { conflict: Confl
             <tr key={f}>
               <th scope="row">{f}</th>
               <td data-testid={`theirs-${f}`}>{show(conflict.theirs[f])}</td>
-              <td data-testid={`mine-${f}`}>{show(conflict.mine[f as keyof typeof conflict.mine])}</td>
+              <td data-testid={`mine-${f}`}>
+                {f in conflict.mine ? show(conflict.mine[f as keyof typeof conflict.mine]) : <span className="muted">(not changed by you)</span>}
+              </td>
             </tr>
           ))}
         </tbody>

@@ -170,6 +170,7 @@ test("an edit that meets a newer version (412) shows it and lets me apply mine",
   const dialog = pageA.getByRole("dialog", { name: "This task was changed elsewhere" });
   await dialog.waitFor();
   assert.equal(await dialog.getByTestId("mine-description").textContent(), "my note");
+  assert.equal(await dialog.getByTestId("theirs-title").textContent(), "Changed elsewhere");
   await screenshot(pageA, "conflict");
   await dialog.getByRole("button", { name: "Apply my changes over it" }).click();
   await dialog.waitFor({ state: "detached" });

@@ -12,6 +12,8 @@ export type TaskChanges = Partial<Omit<Task, "id" | "version" | "created_at" | "
 export interface Conflict {
   mine: TaskChanges;
   theirs: Task;
+  /** The version the user edited (what both sides changed from). */
+  base: Task;
 }
 
 export function useTaskSave(initial: Task | null) {
@@ -31,7 +33,7 @@ export function useTaskSave(initial: Task | null) {
     } catch (e) {
       if (e instanceof ApiError && e.status === 412) {
         const current = await api<Task>(`/api/tasks/${base.id}`);
-        setConflict({ mine: changes, theirs: current.data });
+        setConflict({ mine: changes, theirs: current.data, base });
         return null;
       }
       setError(e as Error);

@@ -57,6 +57,9 @@ describe("TaskEditor conflict (412)", () => {
     await editTitleAndSave("Dentist (bring form)");
     expect(screen.getByTestId("theirs-title").textContent).toBe("Dentist at 3");
     expect(screen.getByTestId("mine-title").textContent).toBe("Dentist (bring form)");
+    // What the newer version changed besides: shown too, marked as not mine.
+    expect(screen.getByTestId("theirs-priority").textContent).toBe("high");
+    expect(screen.getByTestId("mine-priority").textContent).toBe("(not changed by you)");
     const patches = () => calls.filter((c) => c.method === "PATCH");
     expect(patches()).toHaveLength(1);
     expect(patches()[0].body).toEqual({ title: "Dentist (bring form)" }); // only what I changed
