@@ -350,6 +350,35 @@ test("two browser contexts of one user stay in sync within one second", async (t
   await ctx2.close();
 });
 
+test("after a dropped connection the list catches up by resuming, with no reload", async (t) => {
+  if (!stack.bundles.includes("websocket")) return t.skip("services/websocket is not in services/ yet");
+  const ctx2 = await browser.newContext({ storageState: await ctxA.storageState() });
+  const page2 = await ctx2.newPage();
+  let allow = true;
+  let route;
+  // Between the page and the host: lets the test cut the connection and hold reconnects.
+  await page2.routeWebSocket(/\/ws$/, (ws) => {
+    if (!allow) return ws.close({ code: 4000, reason: "test: offline" });
+    route = ws;
+    ws.connectToServer();
+  });
+  await page2.goto(stack.web + "/");
+  const live = page2.locator('[data-testid="connection"][data-status="live"]');
+  await live.waitFor();
+  await page2.evaluate(() => (window.__noReload = true));
+  allow = false;
+  route.close({ code: 4000, reason: "test: dropped" });
+  await page2.locator('[data-testid="connection"]:not([data-status="live"])').waitFor();
+  assert.equal((await apiAs(pageA, "POST", "/api/tasks", { title: "Missed while offline" })).status, 201);
+  await page2.waitForTimeout(700);
+  assert.equal(await page2.getByRole("link", { name: "Missed while offline" }).count(), 0);
+  allow = true;
+  await live.waitFor({ timeout: 15000 });
+  await page2.getByRole("link", { name: "Missed while offline" }).waitFor({ timeout: 3000 });
+  assert.equal(await page2.evaluate(() => window.__noReload), true, "the page was reloaded");
+  await ctx2.close();
+});
+
 test("a reminder a few seconds ahead arrives as a toast", async (t) => {
   if (!stack.bundles.includes("notification") || !stack.bundles.includes("websocket"))
     return t.skip("services/notification and services/websocket are not both in services/ yet");
