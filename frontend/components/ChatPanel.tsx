@@ -2,7 +2,7 @@
 // The chat with the assistant (POST /api/chat): the conversation, its tool calls shown
 // compactly, and the list of past conversations (GET /api/conversations). Tasks the
 // assistant changes reach the task list through the live connection, like any change.
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useId, useRef, useState } from "react";
 import { api } from "@/lib/api";
 import { browserZone } from "@/lib/tasks";
 import type { ChatReply, ToolCall } from "@/lib/types";
@@ -38,7 +38,7 @@ function ToolCalls({ calls }: { calls: ToolCall[] }) {
   );
 }
 
-export default function ChatPanel() {
+export default function ChatPanel({ compact = false }: { compact?: boolean }) {
   const [conversations, setConversations] = useState<Conversation[]>([]);
   const [current, setCurrent] = useState<string | null>(null);
   const [messages, setMessages] = useState<Message[]>([]);
@@ -46,6 +46,7 @@ export default function ChatPanel() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const end = useRef<HTMLDivElement>(null);
+  const inputId = useId();
 
   const loadConversations = useCallback(async () => {
     try {
@@ -99,7 +100,8 @@ export default function ChatPanel() {
   }
 
   return (
-    <div className="chat">
+    <div className={compact ? "chat compact" : "chat"}>
+      {!compact && (
       <nav aria-label="Conversations" className="conversations">
         <button
           type="button"
@@ -120,6 +122,7 @@ export default function ChatPanel() {
           ))}
         </ul>
       </nav>
+      )}
       <section className="conversation" aria-label="Conversation">
         <ol className="messages" aria-live="polite">
           {messages.map((m, i) => (
@@ -137,10 +140,10 @@ export default function ChatPanel() {
           </p>
         )}
         <form onSubmit={send} className="row" aria-label="Send a message">
-          <label htmlFor="chat-input" className="sr-only">
+          <label htmlFor={inputId} className="sr-only">
             Message
           </label>
-          <input id="chat-input" value={text} onChange={(e) => setText(e.target.value)} placeholder="Add a task to buy milk tomorrow at 5pm" autoComplete="off" />
+          <input id={inputId} value={text} onChange={(e) => setText(e.target.value)} placeholder="Add a task to buy milk tomorrow at 5pm" autoComplete="off" />
           <button type="submit" className="primary" disabled={busy || !text.trim()}>
             Send
           </button>

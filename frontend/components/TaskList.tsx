@@ -8,6 +8,7 @@ import { api } from "@/lib/api";
 import { DEFAULT_FILTERS, formatDue, isDueToday, isOverdue, type Filters, type SortKey } from "@/lib/tasks";
 import { PRIORITIES, type Priority, type Task } from "@/lib/types";
 import { useTaskList } from "@/hooks/useTaskList";
+import ChatPanel from "./ChatPanel";
 import QuickAdd from "./QuickAdd";
 import { useToast } from "./Toasts";
 
@@ -28,6 +29,7 @@ export default function TaskList() {
   const [shiftDays, setShiftDays] = useState(1);
   const [rescheduleTime, setRescheduleTime] = useState("");
   const [busy, setBusy] = useState(false);
+  const [chatOpen, setChatOpen] = useState(false);
   const list = useTaskList(filters);
   const toast = useToast();
 
@@ -77,12 +79,24 @@ export default function TaskList() {
   }
 
   return (
+    <div className={chatOpen ? "with-chat" : undefined}>
+    {chatOpen && (
+      <aside className="chat-aside" aria-label="Assistant">
+        <h2>Assistant</h2>
+        <ChatPanel compact />
+      </aside>
+    )}
     <section aria-labelledby="tasks-heading">
       <div className="row between">
         <h1 id="tasks-heading">Tasks</h1>
-        <Link className="button" href="/tasks/new">
-          New task
-        </Link>
+        <div className="row">
+          <button type="button" aria-expanded={chatOpen} onClick={() => setChatOpen((o) => !o)}>
+            {chatOpen ? "Hide assistant" : "Ask the assistant"}
+          </button>
+          <Link className="button" href="/tasks/new">
+            New task
+          </Link>
+        </div>
       </div>
       <QuickAdd onCreated={list.apply} />
 
@@ -240,5 +254,6 @@ export default function TaskList() {
         </button>
       )}
     </section>
+    </div>
   );
 }

@@ -350,6 +350,23 @@ test("two browser contexts of one user stay in sync within one second", async (t
   await ctx2.close();
 });
 
+test("the assistant beside the list adds a task that appears in the list at once", async (t) => {
+  if (!stack.bundles.includes("chat") || !stack.bundles.includes("websocket"))
+    return t.skip("services/chat and services/websocket are not both in services/ yet");
+  await pageA.goto(stack.web + "/");
+  await pageA.locator('[data-testid="connection"][data-status="live"]').waitFor();
+  await pageA.evaluate(() => (window.__noReload = true));
+  await pageA.getByRole("button", { name: "Ask the assistant" }).click();
+  const aside = pageA.getByRole("complementary", { name: "Assistant" });
+  await aside.getByLabel("Message", { exact: true }).fill("add renew passport next friday #admin");
+  await aside.getByRole("button", { name: "Send" }).click();
+  await pageA.getByRole("list", { name: "Task list" }).getByRole("link", { name: /passport/i }).waitFor({ timeout: 3000 });
+  assert.match(await aside.getByTestId("msg-assistant").last().textContent(), /passport/i);
+  assert.equal(await pageA.evaluate(() => window.__noReload), true);
+  await screenshot(pageA, "tasks-with-assistant");
+  await pageA.getByRole("button", { name: "Hide assistant" }).click();
+});
+
 test("after a dropped connection the list catches up by resuming, with no reload", async (t) => {
   if (!stack.bundles.includes("websocket")) return t.skip("services/websocket is not in services/ yet");
   const ctx2 = await browser.newContext({ storageState: await ctxA.storageState() });
