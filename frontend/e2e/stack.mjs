@@ -127,6 +127,7 @@ export async function startStack() {
   await waitFor(`http://127.0.0.1:${apiPort}/readyz`, hostProc, "todo-host");
 
   const db = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  db.on("error", () => {}); // an idle connection ended by the DROP DATABASE at the end
   return {
     web,
     apiUrl: `http://127.0.0.1:${apiPort}`,
