@@ -60,13 +60,14 @@ end
 
 --- The instant `sign` * d away from `epoch` (sign -1: before, 1: after), date parts on
 -- the wall clock of `zone` (UTC when nil), time parts exact.
--- @tparam integer epoch seconds
+-- @tparam number epoch seconds
 -- @tparam table d from `parse`
 -- @tparam integer sign -1 or 1
 -- @tparam[opt] string zone IANA zone
 -- @treturn integer epoch seconds
 function M.shift(epoch, d, sign, zone)
-  local t = epoch
+  local t = math.floor(epoch)
+  local frac = epoch - t
   if d.years ~= 0 or d.months ~= 0 or d.weeks ~= 0 or d.days ~= 0 then
     local tz = require "tz"
     zone = zone or "UTC"
@@ -82,7 +83,7 @@ function M.shift(epoch, d, sign, zone)
     end
     t = tz.from_local(y, target_month, target_day, h, mi, s, zone)
   end
-  return t + sign * (d.hours * 3600 + d.minutes * 60 + d.seconds)
+  return t + sign * (d.hours * 3600 + d.minutes * 60 + d.seconds) + frac
 end
 
 return M

@@ -14,8 +14,9 @@ M.MAX = 10
 local function epoch_of(s)
   if type(s) ~= "string" then return nil end
   local tz = require "tz"
-  local t = tz.parse_rfc3339(s)
-  return t
+  local t, frac = tz.parse_rfc3339(s)
+  if not t then return nil end
+  return t + (frac or 0)
 end
 M.epoch_of = epoch_of
 

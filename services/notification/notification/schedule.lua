@@ -40,8 +40,6 @@ local function relevant(d, task)
   return false
 end
 
-local function iso(epoch) return os.date("!%Y-%m-%dT%H:%M:%SZ", epoch) end
-
 -- Record the version; false when an event for this or a newer version was applied.
 local function claim_version(tx, task_id, user, version, gone)
   local rows, err = tx:query([[
@@ -70,7 +68,7 @@ function M.sync(tx, user, task, gone, changed_at)
   local keys, ats = {}, {}
   for i, r in ipairs(reminders.instants(task)) do
     keys[i] = r.key
-    ats[i] = iso(r.at)
+    ats[i] = clock.iso(r.at)
   end
   -- One statement: drop reminders no longer named (a snooze stays), add new ones, move
   -- those whose instant changed (re-armed), and NOTIFY when one is due soon.

@@ -37,7 +37,7 @@ local function target(body, now)
     local d, why = duration.parse(body["for"])
     if not d then return nil, "for", "for " .. why end
     if duration.approx_seconds(d) == 0 then return nil, "for", "for must be longer than zero" end
-    return duration.shift(math.floor(now), d, 1, "UTC") + (now - math.floor(now))
+    return duration.shift(now, d, 1, "UTC")
   end
   local at = reminders.epoch_of(body["until"])
   if not at then
