@@ -129,6 +129,38 @@ describe("reminder scheduler with a moved clock", function()
     assert.are.equal(2, n.count(notify, t.id))
   end)
 
+  it("carries offset reminders to the next occurrence of a series, which fires on its own day", function()
+    local db = h.new_database()
+    local host = n.start { bundles = { "services/api", "services/recurring-task", "services/notification" },
+      database_url = db }
+    local now = os.time()
+    local first = n.task(host, "series-a", { title = "stand-up", due_at = n.iso(now + 3), tz = "UTC",
+      recurrence = { rule = "FREQ=DAILY" }, reminders = { { before = "PT1S" } } })
+    assert.are.equal(200, (host:request("POST", "/api/tasks/" .. first.id .. "/complete",
+      { token = h.token("series-a") })))
+    local next_id = h.eventually(function()
+      local id = h.psql("SELECT id FROM tasks WHERE spawned_from = '" .. first.id .. "'", db)
+      return id ~= "" and id
+    end, 8)
+    assert.truthy(next_id, host:log())
+    n.caught_up(host)
+    assert.are.equal("before:PT1S=" .. n.iso(now + 86400 + 2), h.psql("SELECT rkey || '=' ||"
+      .. " to_char(remind_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM reminder_schedule"
+      .. " WHERE task_id = '" .. next_id .. "'", db))
+    h.sleep(math.max(0, now + 3 - n.now()))
+    assert.are.equal(0, n.count(host, first.id))
+    host:stop()
+    -- a day later (by the scheduler's clock) the next occurrence's reminder fires on time
+    -- (its clock starts two seconds before the reminder)
+    local offset = (now + 86400) - n.now()
+    local later = n.start { bundles = { "services/notification" }, database_url = db, skip_migrate = true,
+      env = { NOTIFY_CLOCK_OFFSET_SECONDS = string.format("%.3f", offset) } }
+    finally(function() later:stop() end)
+    assert.truthy(h.eventually(function() return n.count(later, next_id) == 1 end, 6), later:log())
+    assert.are.equal("f", h.psql("SELECT late FROM notifications WHERE task_id = '" .. next_id .. "'", db))
+    assert.are.equal(0, n.count(later, first.id))
+  end)
+
   it("fires a reminder one day before across a daylight-saving change at the right instant", function()
     -- 2027-03-28 02:00 CET -> 03:00 CEST in Europe/Berlin. Due 09:00 CEST (07:00Z) on the
     -- 28th: "P1D before" is 09:00 CET on the 27th = 08:00Z (23 hours earlier); "PT24H
