@@ -29,6 +29,16 @@ describe("reminder scheduler", function()
     -- and the event went out through the outbox, one per notification
     assert.are.equal("2", h.psql("SELECT count(*) FROM bus_outbox WHERE topic = 'reminders' AND event->>'subject' = '"
       .. t.id .. "'", host.database_url))
+    -- each event matches the contract (spec/contracts/events/reminder.schema.json)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(h.psql("SELECT json_agg(json_build_object('topic', topic, 'event', event)) FROM bus_outbox"
+      .. " WHERE topic = 'reminders'", host.database_url))
+    f:close()
+    local out, ok = h.sh("python3 spec/contracts/events/validate.py " .. path)
+    os.remove(path)
+    assert(ok, out)
+    assert.truthy(out:find("2 events checked, 0 problems", 1, true), out)
     h.sleep(1.5)
     assert.are.equal(2, n.count(host, t.id))
   end)
