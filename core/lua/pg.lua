@@ -106,8 +106,8 @@ local function encode_params(...)
 end
 
 local function run(conn, sql, ...)
-  local ok, err, state = conn:query(sql, encode_params(...))
-  if not ok then return nil, err, state end
+  local ok, err, state, constraint = conn:query(sql, encode_params(...))
+  if not ok then return nil, err, state, constraint end
   return conn:rows()
 end
 
@@ -130,6 +130,7 @@ local open_tx = setmetatable({}, { __mode = "k" })
 -- @treturn[2] nil
 -- @treturn[2] string error message
 -- @treturn[2] ?string SQLSTATE
+-- @treturn[2] ?string the constraint violated (PG_DIAG_CONSTRAINT_NAME), if any
 function pg.query(sql, ...)
   if type(sql) ~= "string" then error("pg.query: sql must be a string", 2) end
   local mine = open_tx[running()]
@@ -154,21 +155,21 @@ local tx_mt = { __index = tx_methods, __name = "pg.tx" }
 -- without contacting the server, and `pg.tx` rolls back.
 -- @tparam string sql SQL with `$n` placeholders
 -- @param ... parameters
--- @return rows, affected | nil, message, sqlstate
+-- @return rows, affected | nil, message, sqlstate[, constraint]
 function tx_methods:query(sql, ...)
   if getmetatable(self) ~= tx_mt then error("tx:query: call it with ':'", 2) end
   if type(sql) ~= "string" then error("tx:query: sql must be a string", 2) end
   if self.finished or self.committed then error("tx:query: the transaction is already finished", 2) end
-  if self.err then return nil, self.err, self.sqlstate end
+  if self.err then return nil, self.err, self.sqlstate, self.constraint end
   if self.commit_armed then self.conn:commit_next() end
-  local rows, a, b = run(self.conn, sql, ...)
+  local rows, a, b, k = run(self.conn, sql, ...)
   if rows == nil then
-    self.err, self.sqlstate = a, b
+    self.err, self.sqlstate, self.constraint = a, b, k
   elseif self.commit_armed then
     self.committed = true
   end
   self.commit_armed = nil
-  return rows, a, b
+  return rows, a, b, k
 end
 
 --- Make the next `tx:query` the transaction's last: COMMIT goes out with it, in the
@@ -194,10 +195,10 @@ end
 -- Rolls back and re-raises when fn raises.
 -- Rolls back and returns fn's results when fn returns nil or false followed
 -- by an error value (`return nil, "not found"`), or when one of its queries
--- failed (then returns `nil, message, sqlstate` of that failure).
+-- failed (then returns `nil, message, sqlstate[, constraint]` of that failure).
 -- BEGIN goes out with the first statement (one round trip less; no statement,
 -- no BEGIN nor COMMIT): a failed BEGIN is that statement's failure. A failed
--- COMMIT returns `nil, message, sqlstate`.
+-- COMMIT returns `nil, message, sqlstate[, constraint]`.
 -- @tparam function fn receives the transaction object `tx`
 -- @return fn's results | nil, message, sqlstate
 function pg.tx(fn)
@@ -231,11 +232,11 @@ function pg.tx(fn)
   if tx.err then
     -- COMMIT of an aborted transaction only rolls back: report the failure.
     rollback(c)
-    return nil, tx.err, tx.sqlstate
+    return nil, tx.err, tx.sqlstate, tx.constraint
   end
   if not c:begin(false) then -- else no statement ran: nothing to commit
-    local ok, e, s = run(c, "COMMIT")
-    if not ok then return nil, e, s end
+    local ok, e, s, k = run(c, "COMMIT")
+    if not ok then return nil, e, s, k end
   end
   return unpack(res, 2, res.n)
 end

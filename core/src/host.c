@@ -119,16 +119,65 @@ static void sandbox(lua_State *L) {
   lua_pop(L, 1);
 }
 
+/* require "<bundle>.a.b" loads <bundle dir>/a/b.lua (or a/b/init.lua): a bundle's own
+ * modules carry the name of its directory, so none can shadow a library of lua/ and no
+ * bundle reaches into another's. Upvalues: the prefix ("api."), the search path. */
+static int bundle_searcher(lua_State *L) {
+  size_t plen;
+  const char *prefix = lua_tolstring(L, lua_upvalueindex(1), &plen);
+  const char *name = luaL_checkstring(L, 1);
+  if (strncmp(name, prefix, plen) != 0 || !name[plen]) {
+    lua_pushfstring(L, "no module '%s' in bundle '%s' (its modules are named '%s...')", name,
+                    lua_tostring(L, lua_upvalueindex(3)), prefix);
+    return 1;
+  }
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "searchpath");
+  lua_pushstring(L, name + plen);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_call(L, 2, 2);
+  if (lua_isnil(L, -2)) return 1; /* searchpath's message: the files it tried */
+  const char *file = lua_tostring(L, -2);
+  if (luaL_loadfilex(L, file, "t") != LUA_OK)
+    return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, file,
+                      lua_tostring(L, -1));
+  lua_pushstring(L, file);
+  return 2;
+}
+
+/* Put bundle_searcher for `dir` second in package.searchers (after preload). */
+static void add_bundle_searcher(lua_State *L, const char *dir) {
+  char *real = realpath(dir, NULL);
+  const char *base = real ? real : dir;
+  size_t len = strlen(base);
+  while (len > 1 && base[len - 1] == '/')
+    len--;
+  size_t start = len;
+  while (start > 0 && base[start - 1] != '/')
+    start--;
+  lua_pushlstring(L, base + start, len - start);
+  lua_pushliteral(L, ".");
+  lua_concat(L, 2);
+  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", dir, dir);
+  lua_pushlstring(L, base + start, len - start);
+  lua_pushcclosure(L, bundle_searcher, 3);
+  free(real);
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "searchers");
+  for (lua_Integer i = (lua_Integer)lua_rawlen(L, -1); i >= 2; i--) {
+    lua_rawgeti(L, -1, i);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushvalue(L, -3);
+  lua_rawseti(L, -2, 2);
+  lua_pop(L, 3);
+}
+
 static void set_path(lua_State *L, const char *dir, th_state_mode mode) {
   luaL_Buffer b;
+  if (dir) add_bundle_searcher(L, dir);
   lua_getglobal(L, "package");
   luaL_buffinit(L, &b);
-  if (dir) {
-    luaL_addstring(&b, dir);
-    luaL_addstring(&b, "/?.lua;");
-    luaL_addstring(&b, dir);
-    luaL_addstring(&b, "/?/init.lua;");
-  }
   if (lua_root) {
     luaL_addstring(&b, lua_root);
     luaL_addstring(&b, "/?.lua;");

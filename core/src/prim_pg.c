@@ -113,6 +113,7 @@ struct th__req {
   PGresult *result;
   char *errmsg;
   char sqlstate[6];
+  char constraint[64]; /* PG_DIAG_CONSTRAINT_NAME of the error, if any */
   th__req *next, *prev;
 };
 
@@ -338,6 +339,7 @@ static void req_clear_outcome(th__req *r) {
   free(r->errmsg);
   r->errmsg = NULL;
   r->sqlstate[0] = 0;
+  r->constraint[0] = 0;
 }
 
 static void req_free(th__req *r) {
@@ -880,6 +882,8 @@ static void req_keep(th__req *r, PGresult *res) {
       char line[512];
       copy_line(line, sizeof line, m ? m : PQresultErrorMessage(res));
       req_set_error(r, line, s);
+      const char *k = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+      snprintf(r->constraint, sizeof r->constraint, "%s", k ? k : "");
       r->parse_failed = r->parse && idx == (r->begin ? 1 : 0);
     }
     PQclear(res);
@@ -1306,12 +1310,13 @@ static void on_kick(uv_idle_t *h) {
     th__conn *c = r->owner;
     int nres = 1;
     clear_outcome(c);
-    lua_checkstack(ctx->co, 3);
+    lua_checkstack(ctx->co, 4);
     if (r->errmsg) {
       lua_pushnil(ctx->co);
       lua_pushstring(ctx->co, r->errmsg);
       lua_pushstring(ctx->co, r->sqlstate);
       nres = 3;
+      if (r->constraint[0]) lua_pushstring(ctx->co, r->constraint), nres = 4;
     } else {
       c->result = r->result;
       r->result = NULL;
@@ -1713,6 +1718,7 @@ static int l_res_wait(lua_State *L) {
  * @treturn[2] nil
  * @treturn[2] string error message
  * @treturn[2] string SQLSTATE
+ * @treturn[2] ?string the constraint violated (PG_DIAG_CONSTRAINT_NAME), if any
  */
 static int l_res_rows(lua_State *L) {
   th__req *r = check_res(L);
@@ -1721,7 +1727,9 @@ static int l_res_rows(lua_State *L) {
     lua_pushnil(L);
     lua_pushstring(L, r->errmsg);
     lua_pushstring(L, r->sqlstate);
-    return 3;
+    if (!r->constraint[0]) return 3;
+    lua_pushstring(L, r->constraint);
+    return 4;
   }
   th__pg_push_rows(L, r->result);
   if (r->result) PQclear(r->result);

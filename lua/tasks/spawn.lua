@@ -7,13 +7,14 @@
 -- new task in the same statement, only when the claim is new. A replayed event, a second
 -- replica, a retry after a crash or a second completion all find the claim and create
 -- nothing. Everything runs in the caller's transaction, with the new task's
--- `task.created` event (tasks.row.record_event).
+-- `task.created` event (tasks.events.record).
 -- @module tasks.spawn
 
 local pg = require "pg"
 local tz = require "tz"
 local timer = require "timer"
 local row = require "tasks.row"
+local events = require "tasks.events"
 local series = require "tasks.series"
 
 local M = {}
@@ -78,7 +79,7 @@ function M.next(tx, user, src, reason, now)
   if not rows then return nil, err end
   if not rows[1] then return false, "exists" end
   local task = row.to_task(rows[1])
-  local ok, perr = row.record_event(tx, user, "created", task)
+  local ok, perr = events.record(tx, user, "created", task)
   if not ok then return nil, perr end
   return task
 end

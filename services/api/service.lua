@@ -1,14 +1,16 @@
 -- services/api: the manifest of the API bundle. It declares the routes of the Task API
 -- (issue 3) and of the task history (issue 4); every route needs a bearer token
--- (http.guard.authenticated). The API publishes task events (tasks.repo) and consumes
--- task-events as the "history" group (tasks.history); bus.define starts the consumers.
--- Loading this file does no I/O.
+-- (web.guard.authenticated). The handlers (api.*) translate requests into calls of the
+-- task repository (lua/tasks/repo.lua), which publishes the task events; the bundle
+-- consumes task-events as the "history" group (tasks.history); bus.define starts the
+-- consumers. Loading this file does no I/O.
 
-local guard = require "http.guard"
+local guard = require "web.guard"
 local bus = require "bus"
-local tasks = require "tasks.handlers"
+local tasks = require "api.tasks.handlers"
+local history_routes = require "api.tasks.history"
 local history = require "tasks.history"
-local recurrence_preview = require "recurrence.preview"
+local recurrence_preview = require "api.recurrence.preview"
 
 local function route(method, path, handler)
   return { method = method, path = path, handler = guard.authenticated(handler) }
@@ -26,9 +28,9 @@ return bus.define {
     route("POST", "/api/tasks/:id/complete", tasks.complete),
     route("POST", "/api/tasks/:id/reopen", tasks.reopen),
     route("GET", "/api/tags", tasks.tags),
-    route("GET", "/api/tasks/:id/history", history.task_history),
-    route("GET", "/api/activity", history.activity),
-    route("POST", "/api/activity/:id/undo", history.undo),
+    route("GET", "/api/tasks/:id/history", history_routes.task_history),
+    route("GET", "/api/activity", history_routes.activity),
+    route("POST", "/api/activity/:id/undo", history_routes.undo),
     route("GET", "/api/recurrence/preview", recurrence_preview.preview),
   },
   subscriptions = {

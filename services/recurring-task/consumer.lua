@@ -3,7 +3,7 @@
 -- completed; the task is read again in the delivery's transaction, so an occurrence
 -- reopened (or deleted, or no longer recurring) since then spawns nothing, and the
 -- completion that stands is the one the next occurrence is computed from.
--- @module consumer
+-- @module recurring-task.consumer
 
 local log = require "log"
 local row = require "tasks.row"

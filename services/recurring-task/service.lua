@@ -5,7 +5,7 @@
 -- Loading this file does no I/O.
 
 local bus = require "bus"
-local consumer = require "consumer"
+local consumer = require "recurring-task.consumer"
 
 return bus.define {
   name = "recurring-task",

@@ -1,10 +1,10 @@
 -- Task API validation without a database: tasks.schema, tasks.bulk, http.query helpers.
-package.path = "services/api/?.lua;lua/?.lua;" .. package.path
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 
 local json = require "json"
 local schema = require "tasks.schema"
 local bulk = require "tasks.bulk"
-local errors = require "http.errors"
+local errors = require "web.errors"
 
 describe("tasks.schema", function()
   describe("rfc3339", function()

@@ -1,6 +1,6 @@
 -- Recurring tasks without a database: when the next occurrence is due (tasks.series),
 -- how reminders move, and the validation of the recurrence field (recurrence.input).
-package.path = "services/api/?.lua;lua/?.lua;" .. package.path
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 
 local json = require "json"
 local tz = require "tz"

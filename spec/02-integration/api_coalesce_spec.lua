@@ -1,4 +1,4 @@
--- Coalesced task reads and writes (services/api/tasks/coalesce.lua) against a real
+-- Coalesced task reads and writes (lua/tasks/coalesce.lua) against a real
 -- PostgreSQL, in two layers:
 --  * deterministic batches: a Lua chunk in a child `todo-host script` starts coroutines in
 --    one loop turn that call tasks.coalesce directly, so they meet in one batch for sure
@@ -13,7 +13,7 @@ local socket = require "socket"
 -- finds them this way; a script sets the path itself), and `together(fns)`, which starts
 -- one coroutine per function in this turn and returns `table.pack(pcall(fn))` of each.
 local PRELUDE = [[
-package.path = "services/api/?.lua;services/api/?/init.lua;lua/?.lua;lua/?/init.lua;" .. package.path
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 local task = require "task"
 local json = require "json"
 local coalesce = require "tasks.coalesce"
@@ -96,8 +96,8 @@ describe("tasks.coalesce in one loop turn (child host)", function()
     it("answers each (user, id) of one batch for that user only", function()
       local r = child(url, [[
         local A, B = "get-alice", "get-bob"
-        local ta = assert(repo.create(A, { title = "alice's" })).task
-        local tb = assert(repo.create(B, { title = "bob's" })).task
+        local ta = assert(repo.create(A, { title = "alice's" }))
+        local tb = assert(repo.create(B, { title = "bob's" }))
         local before = coalesce.stats().get
         local got = together {
           function() return coalesce.get(A, ta.id) end,
@@ -122,9 +122,9 @@ describe("tasks.coalesce in one loop turn (child host)", function()
       assert.are.equal(false, got[6].r1)
     end)
 
-    it("gives a lone read the same answers (a batch of one goes through tasks.repo)", function()
+    it("gives a lone read the same answers (a batch of one goes through tasks.store)", function()
       local r = child(url, [[
-        local t = assert(repo.create("lone-alice", { title = "mine" })).task
+        local t = assert(repo.create("lone-alice", { title = "mine" }))
         local before = coalesce.stats().get
         local mine = table.pack(coalesce.get("lone-alice", t.id))
         local theirs = table.pack(coalesce.get("lone-bob", t.id))
@@ -163,14 +163,14 @@ describe("tasks.coalesce in one loop turn (child host)", function()
       for i, g in ipairs(r.got) do
         assert.is_true(g.ok, g.error)
         assert.is_table(g.r1, "creation " .. i .. " failed: " .. tostring(g.r2) .. " " .. tostring(g.r3))
-        local t = g.r1.task
+        local t = g.r1
         assert.are.equal(titles[i], t.title) -- each caller gets its own task back
         assert.is_nil(seen[t.id])
         seen[t.id] = true
         ids[i] = t.id
       end
       local t = {}
-      for i, g in ipairs(r.got) do t[titles[i]] = g.r1.task end
+      for i, g in ipairs(r.got) do t[titles[i]] = g.r1 end
       assert.are.equal("medium", t.a1.priority)
       assert.are.same({ "x", "y" }, t.a1.tags)
       assert.are.equal("d", t.a2.description)
@@ -239,12 +239,12 @@ describe("tasks.coalesce in one loop turn (child host)", function()
         local g = r.got[i]
         assert.is_true(g.ok, g.error)
         assert.is_table(g.r1, "creation " .. i .. " failed: " .. tostring(g.r2) .. " " .. tostring(g.r3))
-        ids[#ids + 1] = g.r1.task.id
+        ids[#ids + 1] = g.r1.id
       end
-      assert.are.equal("ok1", r.got[1].r1.task.title)
-      assert.are.equal("ok2", r.got[3].r1.task.title)
-      assert.are.equal("ok3", r.got[4].r1.task.title)
-      assert.are.equal("three", r.got[4].r1.task.description)
+      assert.are.equal("ok1", r.got[1].r1.title)
+      assert.are.equal("ok2", r.got[3].r1.title)
+      assert.are.equal("ok3", r.got[4].r1.title)
+      assert.are.equal("three", r.got[4].r1.description)
       -- Exactly the three tasks that succeeded, for their users, and nothing of the refused one.
       local stored = rows(url, "SELECT id::text AS id, user_id, title FROM tasks"
         .. " WHERE user_id IN ('fallback-alice', 'fallback-bob') ORDER BY title")
@@ -264,7 +264,7 @@ describe("tasks.coalesce in one loop turn (child host)", function()
     it("completes a task named twice in one batch once: one new version, one event", function()
       local r = child(url, [[
         local A = "twice-alice"
-        local t = assert(repo.create(A, { title = "finish me" })).task
+        local t = assert(repo.create(A, { title = "finish me" }))
         local before = coalesce.stats().set_completed
         local got = together {
           function() return coalesce.set_completed(A, t.id, true) end,
@@ -302,8 +302,8 @@ describe("tasks.coalesce in one loop turn (child host)", function()
     it("answers another user's completion of a task as missing, in the same batch as its owner's", function()
       local r = child(url, [[
         local A, B = "owner-alice", "intruder-bob"
-        local t = assert(repo.create(A, { title = "alice's" })).task
-        local tb = assert(repo.create(B, { title = "bob's" })).task
+        local t = assert(repo.create(A, { title = "alice's" }))
+        local tb = assert(repo.create(B, { title = "bob's" }))
         local before = coalesce.stats().set_completed
         local got = together {
           function() return coalesce.set_completed(B, t.id, true) end, -- B first in the batch
@@ -347,9 +347,9 @@ describe("tasks.coalesce in one loop turn (child host)", function()
     it("answers a task already in the asked state as it is, beside one that changes", function()
       local r = child(url, [[
         local A = "state-alice"
-        local done = assert(repo.create(A, { title = "done", completed = true })).task
-        local open = assert(repo.create(A, { title = "open" })).task
-        local other = assert(repo.create(A, { title = "other" })).task
+        local done = assert(repo.create(A, { title = "done", completed = true }))
+        local open = assert(repo.create(A, { title = "open" }))
+        local other = assert(repo.create(A, { title = "other" }))
         local before = coalesce.stats().set_completed
         local got = together {
           function() return coalesce.set_completed(A, done.id, true) end, -- already completed

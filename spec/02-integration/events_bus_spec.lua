@@ -219,7 +219,7 @@ describe("event bus (postgres)", function()
 
   it("shares a group between replicas without processing one key twice at once", function()
     local other = h.start { bundles = BUNDLES, database_url = host.database_url, skip_migrate = true,
-      env = { FX_DELAY = 0.003 } }
+      env = { FX_DELAY = 0.003, FX_REPLICA = "other" } }
     finally(function() other:stop() end)
     for round = 1, 6 do
       for u = 1, 6 do
@@ -244,5 +244,10 @@ describe("event bus (postgres)", function()
     end
     -- both replicas did part of the work (by the claim of each partition)
     assert.are.equal(72, count(host, "SELECT count(*) FROM fx_effects WHERE grp = 'fx-b' AND user_id LIKE 'rep-%'"))
+    for _, replica in ipairs { "main", "other" } do
+      local n = count(host, "SELECT count(*) FROM fx_effects WHERE grp = 'fx-b' AND user_id LIKE 'rep-%' "
+        .. "AND replica = '" .. replica .. "'")
+      assert.is_true(n > 0 and n < 72, replica .. " handled " .. n .. " of 72")
+    end
   end)
 end)

@@ -207,6 +207,26 @@ describe("pg", function()
       assert.are.equal("23505", state)
     end)
 
+    it("names the violated constraint as a fourth value (pg.query, tx:query, pg.tx)", function()
+      assert(pg.query("INSERT INTO pg_spec_items (id, name) VALUES (1, 'a')"))
+      local rows, _, state, constraint = pg.query("INSERT INTO pg_spec_items (id, name) VALUES (1, 'b')")
+      assert.is_nil(rows)
+      assert.are.equal("23505", state)
+      assert.are.equal("pg_spec_items_pkey", constraint)
+      local seen
+      local r, _, tx_state, tx_constraint = pg.tx(function(tx)
+        seen = { tx:query("INSERT INTO pg_spec_items (id, name) VALUES (1, 'c')") }
+        return true
+      end)
+      assert.is_nil(r)
+      assert.are.equal("pg_spec_items_pkey", seen[4])
+      assert.are.equal("23505", tx_state)
+      assert.are.equal("pg_spec_items_pkey", tx_constraint)
+      -- an error that names no constraint has no fourth value
+      local n = select("#", pg.query("SELEC 1"))
+      assert.are.equal(3, n)
+    end)
+
     it("returns 42601 for a syntax error, and refuses several statements", function()
       local rows, err, state = pg.query("SELEC 1")
       assert.is_nil(rows)

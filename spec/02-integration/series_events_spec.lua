@@ -58,13 +58,21 @@ describe("series: next occurrences through task-events", function()
     return out
   end
 
-  -- Every task-event has been through the recurring-task group.
+  -- Every task-event has been through the recurring-task group, and handled: caught up,
+  -- no event failing at the head of a partition, none dead-lettered (a consumer that
+  -- fails every event also catches up, once its events are dead letters).
   local function drained()
-    return h.eventually(function()
+    local caught_up = h.eventually(function()
       return h.psql([[SELECT count(*) FROM bus_partitions p
         LEFT JOIN bus_cursors c ON c.grp = 'recurring-task' AND c.topic = p.topic AND c.part = p.part
         WHERE p.topic = 'task-events' AND coalesce(c.seq, 0) < p.last_seq]], db) == "0"
     end, 15)
+    assert.is_truthy(caught_up, "the recurring-task group did not catch up")
+    assert.are.equal("0", h.psql([[SELECT count(*) FROM bus_cursors
+      WHERE grp = 'recurring-task' AND (attempts > 0 OR last_error IS NOT NULL)]], db), "failing events")
+    assert.are.equal("0", h.psql("SELECT count(*) FROM bus_dead_letters WHERE grp = 'recurring-task'", db),
+      "dead-lettered events")
+    return true
   end
 
   local function wait_series(id, n, token)

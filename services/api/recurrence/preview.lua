@@ -7,14 +7,14 @@
 -- Answers `{rule, description, tz, start, occurrences = [RFC 3339 in tz]}`. As for a
 -- task, `start` is listed only when it matches the rule. Every parameter is checked
 -- (422 naming it). No database access.
--- @module recurrence.preview
+-- @module api.recurrence.preview
 
 local json = require "json"
 local tz = require "tz"
 local timer = require "timer"
 local recurrence = require "recurrence"
-local errors = require "http.errors"
-local query = require "http.query"
+local errors = require "web.errors"
+local query = require "web.query"
 local schema = require "tasks.schema"
 local input = require "recurrence.input"
 

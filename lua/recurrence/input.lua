@@ -9,7 +9,7 @@
 
 local json = require "json"
 local recurrence = require "recurrence"
-local errors = require "http.errors"
+local errors = require "web.errors"
 
 local NULL = json.null
 

@@ -1,7 +1,7 @@
 --- The one JSON error shape of every HTTP API: `{"error": {"code", "message", "field"}}`.
 -- Handlers return `errors.xxx(...)` directly: each helper answers status, body, headers.
 -- Messages are for the person calling the API: say what is wrong and what to send instead.
--- @module http.errors
+-- @module web.errors
 
 local M = {}
 

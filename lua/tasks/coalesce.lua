@@ -1,28 +1,31 @@
 --- The hot routes' database work, coalesced: task reads, creations and complete /
 -- reopen that arrive in the same loop turn go to PostgreSQL as one statement (reads) or
 -- one transaction (writes) for all of them (the `batch` facade). The answers are the
--- ones tasks.repo gives for each request alone.
+-- ones tasks.store gives for each request alone. Internal to lua/tasks: tasks.repo calls
+-- it (get, create, set_completed), so every caller of the repository is coalesced alike.
 --
 -- Scoping: every statement joins each item's task id with that item's own user id, and
 -- each answer goes back to the item whose (id, user) produced it, so one user's batch
 -- companion can never see or change the other's task.
 -- All or nothing per request: a batched write that fails (any error, from any item) is
--- rolled back whole and every item is then run alone through tasks.repo, which gives
+-- rolled back whole and every item is then run alone through tasks.store, which gives
 -- each request its own answer or error. An item the batch did not change (task missing,
 -- another user's, already in that state, or named twice in one batch) is also answered
--- by tasks.repo alone, after the batch committed.
+-- by tasks.store alone, after the batch committed.
+-- Accounting: a batch runs in the coroutine of the request that opened it, so its CPU
+-- counts against that request's budget; a failed batch is logged with its item count.
 -- @module tasks.coalesce
 
 local pg = require "pg"
-local json = require "json"
 local crypto = require "crypto"
 local batch = require "batch"
 local log = require "log"
-local repo = require "tasks.repo"
+local store = require "tasks.store"
+local events = require "tasks.events"
 
 local M = {}
 
-local COLUMNS = repo.COLUMNS
+local COLUMNS = store.COLUMNS
 
 -- A positive integer setting from the environment.
 local function setting(name, default)
@@ -33,7 +36,7 @@ local function setting(name, default)
 end
 
 --- Items per statement at most (a turn with more starts further batches);
--- API_BATCH_MAX=1 turns coalescing off (every request alone, as tasks.repo).
+-- API_BATCH_MAX=1 turns coalescing off (every request alone, as tasks.store).
 M.MAX = setting("API_BATCH_MAX", 64)
 --- Read statements in flight at once per loader (per worker), API_BATCH_READS. One: while
 -- it runs the next requests gather into a larger batch; on 2 cores 1 gave more reads and a
@@ -45,11 +48,11 @@ M.WRITES = setting("API_BATCH_WRITES", 2)
 
 local function key(id, user) return id .. " " .. user end
 
--- A loader's answer for one item: the repo's return values, or nil, err of the batch.
+-- A loader's answer for one item: the store's return values, or nil, err of the batch.
 local function call(loader, item)
   local r, err = loader(item)
   if not r then return nil, err end
-  return r[1], r[2], r[3]
+  return r[1], r[2], r[3], r[4]
 end
 
 -- Every item through `alone` (a lone item, or a batch that rolled back).
@@ -74,7 +77,7 @@ local GET_MANY = "SELECT " .. COLUMNS .. [[, k.kuser AS batch_user
 
 local function get_many(items)
   if #items == 1 then
-    local task, err, state = repo.get(items[1].user, items[1].id)
+    local task, err, state = store.get(items[1].user, items[1].id)
     return { { task, err, state } }
   end
   local ids, users = {}, {}
@@ -89,14 +92,14 @@ local function get_many(items)
   for _, row in ipairs(rows) do found[key(row.id, row.batch_user)] = row end
   for i, it in ipairs(items) do
     local row = found[key(it.id, it.user)]
-    out[i] = { row and repo.to_task(row) or false }
+    out[i] = { row and store.to_task(row) or false }
   end
   return out
 end
 
 local load_task = batch.new(get_many, { max = M.MAX, concurrency = M.READS })
 
---- Fetch one of the user's tasks (`tasks.repo.get`, coalesced).
+--- Fetch one of the user's tasks (`tasks.store.get`, coalesced).
 -- @tparam string user
 -- @tparam string id a lower-case UUID
 -- @return the task, false when there is none, or nil, err, sqlstate
@@ -106,62 +109,33 @@ end
 
 -- Creations -----------------------------------------------------------------------------
 
-local CREATE_MANY = [[
-  INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, tags,
-                     due_at, tz, recurrence, reminders)
-  SELECT r.id, r.user_id, r.title, r.description, r.completed,
-         CASE WHEN r.completed THEN now() END, r.priority, r.tags, r.due_at, r.tz,
-         r.recurrence, r.reminders
-    FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, user_id text, title text, description text,
-         completed boolean, priority smallint, tags text[], due_at timestamptz, tz text,
-         recurrence jsonb, reminders jsonb)
-  RETURNING ]] .. COLUMNS
-
--- A JSON value for a jsonb column of jsonb_to_recordset: absent (SQL NULL) for nil/null.
-local function present(v)
-  if v == nil or v == pg.null then return nil end
-  return v
-end
-
 local function create_alone(it)
-  local res, err, state = repo.create(it.user, it.fields, it.id)
-  if not res and state == "23505" then
+  local task, err, state, constraint = store.create(it.user, it.fields, it.id)
+  if not task and state == "23505" then
     -- The batch did commit after all (its COMMIT's answer was lost): the task with this
     -- request's own id is there, events and all.
-    local task = repo.get(it.user, it.id)
-    if task then return { { task = task } } end
+    local found = store.get(it.user, it.id)
+    if found then return { found } end
   end
-  return { res, err, state }
+  return { task, err, state, constraint }
 end
 
 local function create_many(items)
   if #items == 1 then return each_alone(items, create_alone) end
-  local rows = {}
-  for i, it in ipairs(items) do
-    local f = it.fields
-    rows[i] = {
-      id = it.id, user_id = it.user, title = f.title, description = present(f.description),
-      completed = f.completed == true, priority = f.priority or 0, tags = json.array(f.tags or {}),
-      due_at = present(f.due_at), tz = present(f.tz), recurrence = present(f.recurrence),
-      reminders = present(f.reminders),
-    }
-  end
-  local res, fail_err, fail_state = repo.in_tx(function(tx)
-    local created, err, state = tx:query(CREATE_MANY, rows)
-    if not created then return nil, err, state end
-    local by_id = {}
-    for _, row in ipairs(created) do by_id[row.id] = row end
+  local res, fail_err, fail_state = store.in_tx(function(tx)
+    local by_id, err, state, constraint = store.insert(tx, items)
+    if not by_id then return nil, err, state, constraint end
     local tasks, changes = {}, {}
     for i, it in ipairs(items) do
       local row = by_id[it.id]
       if not row then return nil, "batch: a created row is missing" end
-      tasks[i] = repo.to_task(row)
+      tasks[i] = store.to_task(row)
       changes[i] = { user = it.user, kind = "created", task = tasks[i] }
     end
     -- The outbox statement takes the partition rows that every writer needs; COMMIT goes
     -- with it so that they are held for one round trip less.
     tx:commit_with_next()
-    local ok, perr = repo.record_changes(tx, changes)
+    local ok, perr = events.record_changes(tx, changes)
     if not ok then return nil, perr end
     return tasks
   end)
@@ -171,16 +145,16 @@ local function create_many(items)
     return each_alone(items, create_alone)
   end
   local out = {}
-  for i, task in ipairs(res) do out[i] = { { task = task } } end
+  for i, task in ipairs(res) do out[i] = { task } end
   return out
 end
 
 local create = batch.new(create_many, { max = M.MAX, concurrency = M.WRITES })
 
---- Create a task (`tasks.repo.create`, coalesced).
+--- Create a task (`tasks.store.create`, coalesced).
 -- @tparam string user
 -- @tparam table f clean fields from `schema.task_input(body, "create")`
--- @return `{task = t}`, or nil, err, sqlstate
+-- @return the task, or nil, message, sqlstate, constraint
 function M.create(user, f)
   return call(create, { user = user, fields = f, id = crypto.uuid_v4() })
 end
@@ -206,13 +180,13 @@ local SET_COMPLETED_MANY = [[
   RETURNING ]] .. COLUMNS .. ", k.kuser AS batch_user, k.c AS batch_completed"
 
 local CHANGED = {
-  [true] = repo.changed_fields { completed = true },
-  [false] = repo.changed_fields { completed = false },
+  [true] = events.changed_fields { completed = true },
+  [false] = events.changed_fields { completed = false },
 }
 
--- Complete or reopen one task alone (tasks.repo.update with only_if_changed).
+-- Complete or reopen one task alone (tasks.store.update with only_if_changed).
 local function set_completed_alone(user, id, completed, versions)
-  return repo.update(user, id, { completed = completed }, versions, completed and "completed" or "reopened", true)
+  return store.update(user, id, { completed = completed }, versions, completed and "completed" or "reopened", true)
 end
 
 local function set_alone(it)
@@ -223,12 +197,12 @@ local function set_completed_many(items)
   if #items == 1 then return each_alone(items, set_alone) end
   local ids, users, states = {}, {}, {}
   for i, it in ipairs(items) do ids[i], users[i], states[i] = it.id, it.user, it.completed end
-  local res, fail_err, fail_state = repo.in_tx(function(tx)
+  local res, fail_err, fail_state = store.in_tx(function(tx)
     local rows, err, state = tx:query(SET_COMPLETED_MANY, pg.array(ids), pg.array(users), pg.array(states))
     if not rows then return nil, err, state end
     local done, changes = {}, {}
     for _, row in ipairs(rows) do
-      local task = repo.to_task(row)
+      local task = store.to_task(row)
       done[key(row.id, row.batch_user)] = { task = task, completed = row.batch_completed }
       changes[#changes + 1] = {
         user = row.batch_user, kind = row.batch_completed and "completed" or "reopened",
@@ -237,7 +211,7 @@ local function set_completed_many(items)
     end
     if #changes > 0 then
       tx:commit_with_next()
-      local ok, perr = repo.record_changes(tx, changes)
+      local ok, perr = events.record_changes(tx, changes)
       if not ok then return nil, perr end
     end
     return done
@@ -258,7 +232,7 @@ end
 
 local set_completed = batch.new(set_completed_many, { max = M.MAX, concurrency = M.WRITES })
 
---- Complete or reopen a task (`tasks.repo.update` with only `completed` and
+--- Complete or reopen a task (`tasks.store.update` with only `completed` and
 -- only_if_changed). A task already in that state is answered as it is. Without
 -- `versions` (If-Match) the request is coalesced; with them it runs alone.
 -- @tparam[opt] table versions from If-Match
@@ -269,9 +243,9 @@ function M.set_completed(user, id, completed, versions)
 end
 
 if M.MAX == 1 then
-  -- Coalescing off: every request alone, straight through tasks.repo.
-  M.get = repo.get
-  M.create = function(user, f) return repo.create(user, f) end
+  -- Coalescing off: every request alone, straight through tasks.store.
+  M.get = store.get
+  M.create = function(user, f) return store.create(user, f) end
   M.set_completed = function(user, id, completed, versions)
     return set_completed_alone(user, id, completed == true, versions)
   end

@@ -1,8 +1,8 @@
 --- Edge guards shared by HTTP handlers: the bearer-token check that sets `req.user`,
 -- and the JSON body check (415 for another content type, 400 for malformed JSON).
--- @module http.guard
+-- @module web.guard
 
-local errors = require "http.errors"
+local errors = require "web.errors"
 
 local M = {}
 

@@ -1,4 +1,4 @@
---- Deleting an occurrence of a series (issue 5): `DELETE /api/tasks/:id?scope=...`.
+--- Deleting an occurrence of a series (issue 5), for tasks.repo.delete:
 --   scope=occurrence (default)  this task only. An open occurrence is skipped: the series
 --                               goes on with the next occurrence, as if this one had been
 --                               done now (tasks.spawn, reason "skipped"). A one-off task
@@ -7,34 +7,20 @@
 --                               series stops (completed occurrences stay, as history, and
 --                               none of them spawns again).
 -- Every statement is scoped to the user. The change and its `task.deleted` events commit
--- together (tasks.row.record_event).
--- @module recurrence.delete
+-- together (tasks.events.record). Internal to lua/tasks: callers use tasks.repo.delete.
+-- @module tasks.series_delete
 
 local pg = require "pg"
-local errors = require "http.errors"
-local query = require "http.query"
 local row = require "tasks.row"
+local events = require "tasks.events"
 local spawn = require "tasks.spawn"
 
 local M = {}
 
+--- The scopes of a delete.
 M.SCOPES = { occurrence = true, series = true }
 
---- The scope of a DELETE.
--- @tparam table req
--- @treturn[1] string `occurrence` or `series`
--- @treturn[2] nil followed by an error response (status, body, headers)
-function M.scope(req)
-  local v = query.one(req, "scope")
-  if v == nil or v == "" then return "occurrence" end
-  if not M.SCOPES[v] then
-    return nil, errors.invalid("scope", "scope must be occurrence (this task only, the default) or series "
-      .. "(this task and the open occurrences of its series)")
-  end
-  return v
-end
-
---- Hook for `tasks.repo.delete` with scope=occurrence, run in its transaction after the
+--- Hook for `tasks.store.delete` with scope=occurrence, run in its transaction after the
 -- row is gone: an open occurrence of a series is skipped (the next one is created).
 -- @param tx
 -- @tparam string user
@@ -92,7 +78,7 @@ function M.series(user, id, versions)
     for _, r in ipairs(rows) do
       local task = row.to_task(r)
       if r.id == id then named = task end
-      local done, perr = row.record_event(tx, user, "deleted", task)
+      local done, perr = events.record(tx, user, "deleted", task)
       if not done then
         err = perr
         return nil, perr

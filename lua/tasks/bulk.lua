@@ -10,7 +10,7 @@
 -- @module tasks.bulk
 
 local schema = require "tasks.schema"
-local printable = require("http.errors").printable
+local printable = require("web.errors").printable
 
 local M = {}
 

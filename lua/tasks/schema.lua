@@ -4,8 +4,8 @@
 -- @module tasks.schema
 
 local json = require "json"
-local query = require "http.query"
-local printable = require("http.errors").printable
+local query = require "web.query"
+local printable = require("web.errors").printable
 
 local NULL = json.null
 

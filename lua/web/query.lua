@@ -1,7 +1,7 @@
 --- Query-string access for HTTP handlers: the single value of a parameter, and the
 -- list of values of a repeatable one, where `?tag=a&tag=b` and `?tag=a,b` are the same.
 -- Validation of the values belongs to the caller's schema.
--- @module http.query
+-- @module web.query
 
 local M = {}
 

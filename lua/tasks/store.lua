@@ -1,24 +1,25 @@
---- Task repository: every SQL statement of the Task API. Each statement is scoped to one
--- user (`user_id = $1`) and takes values only as `$n` parameters; the only SQL built at
--- run time is assembled from the fixed fragments in this file (sort columns, filters).
--- Every change runs in a transaction that also calls `record_event`, the one place where
--- task events are written to the outbox (bus.publish).
--- Returns `nil, err, sqlstate` on a database failure (the handler maps it).
--- @module tasks.repo
+--- The task statements, one at a time: every SQL statement on `tasks` that the
+-- repository (tasks.repo) runs for a single request, and the one definition of what a
+-- creation writes (`insert`, shared with the coalesced creations of tasks.coalesce).
+-- Internal to lua/tasks: other code goes through tasks.repo, which validates input first.
+-- Each statement is scoped to one user (`user_id = $1`) and takes values only as `$n`
+-- parameters; the only SQL built at run time is assembled from the fixed fragments in
+-- this file (sort columns, filters). Every change runs in a transaction that also writes
+-- its events (tasks.events.record).
+-- Failures: `nil, message, sqlstate, constraint` (the pg primitive's).
+-- @module tasks.store
 
 local pg = require "pg"
 local json = require "json"
+local crypto = require "crypto"
 local cursor = require "tasks.cursor"
 local task_row = require "tasks.row"
+local events = require "tasks.events"
 
 local M = {}
 
--- The row shape and the events are shared with the recurring-task bundle: lua/tasks/row.lua
--- (moved from here; re-exported under the same names).
 local COLUMNS = task_row.COLUMNS
 M.COLUMNS = COLUMNS
-
---- Turn a row into the task the API returns (`tasks.row.to_task`).
 M.to_task = task_row.to_task
 
 local function to_tasks(rows)
@@ -27,25 +28,6 @@ local function to_tasks(rows)
   return json.array(out)
 end
 
---- Topics every task change is published on (`tasks.row.EVENT_TOPICS`).
-M.EVENT_TOPICS = task_row.EVENT_TOPICS
-
---- Fields every task has, in the order `changed` lists them for a creation.
-M.FIELDS = task_row.FIELDS
-
---- The fields a change to `f` (clean writable fields) touches (`tasks.row.changed_fields`).
-M.changed_fields = task_row.changed_fields
-
---- Publish the events of one task change inside its transaction (`tasks.row.record_event`:
--- `task.<kind>` on task-events and task-updates, key the user id, subject the task id).
-M.record_event = task_row.record_event
-
---- The events of several changes of one kind, in one statement (`tasks.row.record_events`).
-M.record_events = task_row.record_events
-
---- The events of several changes of any kinds and users (`tasks.row.record_changes`).
-M.record_changes = task_row.record_changes
-
 -- A small builder for parameter lists: `p(v)` appends v and returns "$n".
 local function params(first)
   local list = { first }
@@ -53,11 +35,6 @@ local function params(first)
     list[#list + 1] = v
     return "$" .. #list
   end
-end
-
-local function null_or(v)
-  if v == nil then return pg.null end
-  return v
 end
 
 -- SET fragments for the writable fields present in `fields` (clean values from schema).
@@ -85,47 +62,83 @@ local function set_clause(fields, p)
   return sets
 end
 
--- Run fn(tx) in a transaction; fn returns a result table or nil, err, sqlstate.
+-- Run fn(tx) in a transaction; fn returns a result or nil, message, sqlstate, constraint.
+-- The result, or the failure of fn (or else of the transaction, its COMMIT included).
 local function in_tx(fn)
-  local result, err, state
-  local ok, tx_err, tx_state = pg.tx(function(tx)
-    result, err, state = fn(tx)
+  local result, err, state, constraint
+  local ok, tx_err, tx_state, tx_constraint = pg.tx(function(tx)
+    result, err, state, constraint = fn(tx)
     if result == nil then return nil, err or "aborted" end
     return true
   end)
   if result ~= nil and ok then return result end
-  if result == nil and err then return nil, err, state end
-  return nil, tx_err or "transaction failed", tx_state
+  if result == nil and err then return nil, err, state, constraint end
+  return nil, tx_err or "transaction failed", tx_state, tx_constraint
+end
+M.in_tx = in_tx
+
+-- What a creation writes: one statement for any number of tasks (a lone request is a
+-- list of one), each row's values from `create_row`.
+local INSERT = [[
+  INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, tags,
+                     due_at, tz, recurrence, reminders)
+  SELECT r.id, r.user_id, r.title, r.description, r.completed,
+         CASE WHEN r.completed THEN now() END, r.priority, r.tags, r.due_at, r.tz,
+         r.recurrence, r.reminders
+    FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, user_id text, title text, description text,
+         completed boolean, priority smallint, tags text[], due_at timestamptz, tz text,
+         recurrence jsonb, reminders jsonb)
+  RETURNING ]] .. COLUMNS
+
+-- A JSON value for a column of jsonb_to_recordset: absent (SQL NULL) for nil/null.
+local function present(v)
+  if v == nil or v == pg.null then return nil end
+  return v
 end
 
---- Create a task.
+-- The stored values of one new task (clean fields from tasks.schema).
+local function create_row(user, f, id)
+  return {
+    id = id, user_id = user, title = f.title, description = present(f.description),
+    completed = f.completed == true, priority = f.priority or 0, tags = json.array(f.tags or {}),
+    due_at = present(f.due_at), tz = present(f.tz), recurrence = present(f.recurrence),
+    reminders = present(f.reminders),
+  }
+end
+
+--- Insert new tasks inside `tx` (no events: the caller records them).
+-- @param tx a `pg.tx`
+-- @tparam table items array of `{user =, fields =, id =}` (ids chosen by the caller)
+-- @return the rows by id, or nil, message, sqlstate, constraint
+function M.insert(tx, items)
+  local rows = {}
+  for i, it in ipairs(items) do rows[i] = create_row(it.user, it.fields, it.id) end
+  local created, err, state, constraint = tx:query(INSERT, json.array(rows))
+  if not created then return nil, err, state, constraint end
+  local by_id = {}
+  for _, row in ipairs(created) do by_id[row.id] = row end
+  return by_id
+end
+
+--- Create a task, with its `task.created` events.
 -- @tparam string user
 -- @tparam table f clean fields from `schema.task_input(body, "create")`
--- @tparam[opt] string id the new task's id (default: one made by the database); a retry
---   with the same id fails on the primary key instead of creating a second task
--- @return `{task = t}`, or nil, err, sqlstate
+-- @tparam[opt] string id the new task's id (default: a new UUID); a retry with the same
+--   id fails on the primary key instead of creating a second task
+-- @return the task, or nil, message, sqlstate, constraint
 function M.create(user, f, id)
+  id = id or crypto.uuid_v4()
   return in_tx(function(tx)
-    local completed = f.completed == true
-    local rows, err, state = tx:query([[
-      INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, tags,
-                         due_at, tz, recurrence, reminders)
-      VALUES (coalesce($11::uuid, gen_random_uuid()), $1, $2::text, $3::text, $4::boolean,
-              CASE WHEN $4::boolean THEN now() END,
-              $5::smallint, $6::text[], $7::timestamptz, $8::text, $9::jsonb, $10::jsonb)
-      RETURNING ]] .. COLUMNS,
-      user, f.title, null_or(f.description), completed, f.priority or 0,
-      pg.array(f.tags or {}), null_or(f.due_at), null_or(f.tz), null_or(f.recurrence),
-      null_or(f.reminders), null_or(id))
-    if not rows then return nil, err, state end
-    local task = M.to_task(rows[1])
-    M.record_event(tx, user, "created", task)
-    return { task = task }
+    local by_id, err, state, constraint = M.insert(tx, { { user = user, fields = f, id = id } })
+    if not by_id then return nil, err, state, constraint end
+    local task = M.to_task(by_id[id])
+    local ok, perr, pstate = events.record(tx, user, "created", task)
+    if not ok then return nil, perr, pstate end
+    return task
   end)
 end
 
 local GET = "SELECT " .. COLUMNS .. " FROM tasks WHERE id = $1::uuid AND user_id = $2"
-M.in_tx = in_tx
 
 --- Fetch one of the user's tasks.
 -- @return the task, false when there is none, or nil, err, sqlstate
@@ -165,7 +178,7 @@ function M.update(user, id, f, versions, kind, only_if_changed)
     p(user)
     local guard = version_guard(versions, p)
     local sets = set_clause(f, p)
-    local rows, err, state
+    local rows, err, state, constraint
     if #sets > 0 then
       sets[#sets + 1] = "version = version + 1"
       sets[#sets + 1] = "updated_at = now()"
@@ -175,8 +188,8 @@ function M.update(user, id, f, versions, kind, only_if_changed)
         -- complete / reopen: a task already in that state is left as it is.
         sql = sql .. " AND completed IS DISTINCT FROM " .. p(f.completed) .. "::boolean"
       end
-      rows, err, state = tx:query(sql .. " RETURNING " .. COLUMNS, table.unpack(list, 1, #list))
-      if not rows then return nil, err, state end
+      rows, err, state, constraint = tx:query(sql .. " RETURNING " .. COLUMNS, table.unpack(list, 1, #list))
+      if not rows then return nil, err, state, constraint end
     end
     if not (rows and rows[1]) then
       -- Nothing changed: answer the task as it is (still honouring If-Match), or say why not.
@@ -187,7 +200,8 @@ function M.update(user, id, f, versions, kind, only_if_changed)
       return why_not(tx, user, id)
     end
     local task = M.to_task(rows[1])
-    M.record_event(tx, user, kind or "updated", task, M.changed_fields(f))
+    local ok, perr, pstate = events.record(tx, user, kind or "updated", task, events.changed_fields(f))
+    if not ok then return nil, perr, pstate end
     return { task = task }
   end)
 end
@@ -206,10 +220,11 @@ function M.delete(user, id, versions, after)
     if not rows then return nil, err, state end
     if not rows[1] then return why_not(tx, user, id) end
     local task = M.to_task(rows[1])
-    M.record_event(tx, user, "deleted", task)
+    local ok, perr, pstate = events.record(tx, user, "deleted", task)
+    if not ok then return nil, perr, pstate end
     if after then
-      local ok, aerr, astate = after(tx, user, rows[1])
-      if ok == nil then return nil, aerr, astate end
+      local done, aerr, astate = after(tx, user, rows[1])
+      if done == nil then return nil, aerr, astate end
     end
     return { task = task }
   end)
@@ -254,11 +269,21 @@ local function filter_clause(f, where, p)
 end
 M.filter_clause = filter_clause
 
+--- The position a list cursor names, checked against the list's sort and order.
+-- @return `{key =, id =}`, or nil and a message for a cursor that is not valid here
+function M.after(user, o)
+  local c, msg = cursor.decode(user, o.sort, o.order, o.cursor)
+  if not c then return nil, msg end
+  if not c.id:match("^%x+%-%x+%-%x+%-%x+%-%x+$") then return nil, "cursor is not valid" end
+  if c.key == nil and not SORT[o.sort].nullable then return nil, "cursor is not valid" end
+  return c
+end
+
 --- List the user's tasks.
 -- @tparam string user
--- @tparam table o options from `schema.list_options`
--- @return `{items = [...], next_cursor = string|json.null}`, or nil, err, sqlstate, or
---   nil, "cursor", message for a bad cursor
+-- @tparam table o options from `schema.list_options`, with `after` (the decoded cursor,
+--   `M.after(user, o)`) instead of `cursor`
+-- @return `{items = [...], next_cursor = string|json.null}`, or nil, message, sqlstate
 function M.list(user, o)
   local list, p = params(user)
   local where = { "user_id = $1" }
@@ -272,13 +297,10 @@ function M.list(user, o)
   end
   local desc = o.order == "desc"
   local cmp = desc and " < " or " > "
-  if o.cursor then
-    local c, msg = cursor.decode(user, o.sort, o.order, o.cursor)
-    if not c then return nil, "cursor", msg end
-    if not c.id:match("^%x+%-%x+%-%x+%-%x+%-%x+$") then return nil, "cursor", "cursor is not valid" end
+  local c = o.after
+  if c then
     local id = p(c.id) .. "::uuid"
     if c.key == nil then
-      if not s.nullable then return nil, "cursor", "cursor is not valid" end
       where[#where + 1] = "(" .. col .. " IS NULL AND id" .. cmp .. id .. ")"
     else
       local key = p(c.key) .. "::" .. s.type
@@ -385,7 +407,7 @@ function M.bulk(user, b)
       sets[#sets + 1] = bump
       sql = "UPDATE tasks SET " .. table.concat(sets, ", ") .. " WHERE " .. target
         .. " RETURNING " .. COLUMNS
-      changed = M.changed_fields(b.fields)
+      changed = events.changed_fields(b.fields)
     elseif b.action == "reschedule" then
       -- Wall-clock arithmetic in each task's own zone (or the request's, or UTC).
       local zone = "coalesce(tz, " .. p(b.tz or "UTC") .. "::text)"
@@ -401,11 +423,13 @@ function M.bulk(user, b)
     else
       error("unknown bulk action " .. tostring(b.action))
     end
-    rows, err, state = tx:query(sql, table.unpack(list, 1, #list))
-    if not rows then return nil, err, state end
+    local constraint
+    rows, err, state, constraint = tx:query(sql, table.unpack(list, 1, #list))
+    if not rows then return nil, err, state, constraint end
     table.sort(rows, function(a, c) return a.id < c.id end)
     local items = to_tasks(rows)
-    M.record_events(tx, user, kind, items, changed)
+    local ok, perr, pstate = events.record_many(tx, user, kind, items, changed)
+    if not ok then return nil, perr, pstate end
     result.changed = #items
     if b.action == "delete" then
       local gone = {}
