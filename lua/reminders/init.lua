@@ -30,7 +30,9 @@ end
 
 --- Validate a reminders list as sent to the API.
 -- @param list the decoded JSON value (an array; an empty object counts as empty array)
--- @param due the task's due time after the change (RFC 3339 string, or nil/json.null)
+-- @param due the task's due time after the change: a string (an offset is fine), false or
+--   json.null (there is none: an offset is refused), nil (not known here: the caller or
+--   the database checks it, see `needs_due`)
 -- @treturn[1] table clean reminders (`{at = s}` or `{before = s}` each)
 -- @treturn[2] nil
 -- @treturn[2] string the field at fault (`reminders[2].before`)
@@ -64,13 +66,13 @@ function M.check(list, due)
       elseif k == "before" then
         local d, why = duration.parse(v)
         if not d then return nil, where .. ".before", where .. ".before " .. why end
-        if type(due) ~= "string" then
+        if due ~= nil and type(due) ~= "string" then
           return nil, where .. ".before", where .. ".before needs a due time: set due_at, or use {\"at\": ...}",
             "reminder_needs_due"
         end
         clean, count = { before = v }, count + 1
       else
-        return nil, where, where .. " has an unknown field " .. require("http.errors").printable(k)
+        return nil, where, where .. " has an unknown field " .. require("web.errors").printable(k)
           .. "; a reminder is {\"at\": RFC 3339} or {\"before\": ISO 8601 duration}"
       end
     end
@@ -84,6 +86,16 @@ function M.check(list, due)
     end
   end
   return out
+end
+
+--- Whether clean reminders include an offset (which needs a due time).
+-- @tparam table list clean reminders
+-- @treturn integer|nil the index of the first `before`, or nil
+function M.needs_due(list)
+  for i, r in ipairs(list) do
+    if r.before then return i end
+  end
+  return nil
 end
 
 --- The instants a task's reminders name, skipping entries that are not valid reminders

@@ -7,7 +7,7 @@
 -- delivery worker; the database hands each reminder and delivery to one of them.
 -- Loading this file does no I/O.
 
-local guard = require "http.guard"
+local guard = require "web.guard"
 local bus = require "bus"
 local task = require "task"
 local handlers = require "notification.handlers"

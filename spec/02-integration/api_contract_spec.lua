@@ -33,7 +33,7 @@ describe("Task API: OpenAPI contract", function()
     local json_ct = { ["Content-Type"] = "application/json" }
     local _, t = call("POST", "/api/tasks", { body = { title = "contract", tags = { "c" }, priority = "high",
       due_at = "2026-05-01T09:00:00+02:00", tz = "Europe/Paris", recurrence = { rule = "FREQ=DAILY" },
-      reminders = { { minutes = 10 } } } })
+      reminders = { { before = "PT10M" } } } })
     local _, t2 = call("POST", "/api/tasks", { body = { title = "second" } })
     call("POST", "/api/tasks", { body = { title = "" } })
     call("POST", "/api/tasks", { body = "{nope", headers = json_ct })

@@ -12,7 +12,7 @@ describe("notifications API", function()
   local tasks = {}
   setup(function()
     host = n.start()
-    local at = os.time() + 1
+    local at = os.time() + 2
     for i = 1, 5 do
       tasks[i] = n.task(host, user, { title = "n" .. i, due_at = n.iso(at + 600),
         reminders = { { at = n.iso(at) } } })

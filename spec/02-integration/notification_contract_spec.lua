@@ -24,7 +24,7 @@ describe("notification routes: OpenAPI contract", function()
     end
     local json_ct = { ["Content-Type"] = "application/json" }
     local t = n.task(host, "contract-n", { title = "c", due_at = n.iso(os.time() + 60),
-      reminders = { { at = n.iso(os.time() + 1) } } })
+      reminders = { { at = n.iso(os.time() + 2) } } })
     local fresh = n.task(host, "contract-n", { title = "never" })
     assert(h.eventually(function() return n.count(host, t.id) == 1 end, 6))
 

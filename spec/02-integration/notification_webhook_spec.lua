@@ -116,7 +116,7 @@ describe("notification webhook", function()
     local s, body = put("wh-ok", { webhook_url = r.url })
     assert.are.equal(201, s)
     local secret = body.webhook_secret
-    local t = n.task(host, "wh-ok", { title = "call mum", reminders = { { at = n.iso(os.time() + 1) } } })
+    local t = n.task(host, "wh-ok", { title = "call mum", reminders = { { at = n.iso(os.time() + 2) } } })
     assert.truthy(h.eventually(function() return #r.requests() == 1 end, 8), host:log())
     local req = r.requests()[1]
     local ts = req.headers["x-todo-timestamp"]
@@ -149,7 +149,7 @@ describe("notification webhook", function()
     local r = receiver("500,sleep:2,200")
     finally(r.stop)
     assert.are.equal(201, (put("wh-retry", { webhook_url = r.url })))
-    n.task(host, "wh-retry", { title = "t", reminders = { { at = n.iso(os.time() + 1) } } })
+    n.task(host, "wh-retry", { title = "t", reminders = { { at = n.iso(os.time() + 2) } } })
     assert.truthy(h.eventually(function()
       local d = deliveries(host, "wh-retry")[1]
       return d and d.state == "delivered"
@@ -175,7 +175,7 @@ describe("notification webhook", function()
     local r = receiver("503")
     finally(r.stop)
     assert.are.equal(201, (put("wh-limit", { webhook_url = r.url })))
-    n.task(host, "wh-limit", { title = "t", reminders = { { at = n.iso(os.time() + 1) } } })
+    n.task(host, "wh-limit", { title = "t", reminders = { { at = n.iso(os.time() + 2) } } })
     assert.truthy(h.eventually(function()
       local d = deliveries(host, "wh-limit")[1]
       return d and d.state == "failed"
@@ -198,7 +198,7 @@ describe("notification webhook", function()
     local r = receiver("404")
     finally(r.stop)
     assert.are.equal(201, (put("wh-404", { webhook_url = r.url })))
-    n.task(host, "wh-404", { title = "t", reminders = { { at = n.iso(os.time() + 1) } } })
+    n.task(host, "wh-404", { title = "t", reminders = { { at = n.iso(os.time() + 2) } } })
     assert.truthy(h.eventually(function()
       local d = deliveries(host, "wh-404")[1]
       return d and d.state == "failed"
@@ -212,7 +212,7 @@ describe("notification webhook", function()
     local r2 = receiver("429,200")
     finally(r2.stop)
     assert.are.equal(201, (put("wh-429", { webhook_url = r2.url })))
-    n.task(host, "wh-429", { title = "t", reminders = { { at = n.iso(os.time() + 1) } } })
+    n.task(host, "wh-429", { title = "t", reminders = { { at = n.iso(os.time() + 2) } } })
     assert.truthy(h.eventually(function()
       local x = deliveries(host, "wh-429")[1]
       return x and x.state == "delivered"

@@ -9,8 +9,8 @@
 
 local pg = require "pg"
 local json = require "json"
-local errors = require "http.errors"
-local guard = require "http.guard"
+local errors = require "web.errors"
+local guard = require "web.guard"
 local page = require "notification.page"
 local clock = require "notification.clock"
 local webhook_url = require "notification.webhook_url"

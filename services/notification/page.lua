@@ -8,8 +8,8 @@
 
 local json = require "json"
 local crypto = require "crypto"
-local query = require "http.query"
-local printable = require("http.errors").printable
+local query = require "web.query"
+local printable = require("web.errors").printable
 
 local M = {}
 

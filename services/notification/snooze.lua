@@ -7,8 +7,8 @@
 -- @module notification.snooze
 
 local pg = require "pg"
-local errors = require "http.errors"
-local guard = require "http.guard"
+local errors = require "web.errors"
+local guard = require "web.guard"
 local duration = require "reminders.duration"
 local reminders = require "reminders"
 local clock = require "notification.clock"

@@ -9,7 +9,7 @@
 
 local pg = require "pg"
 local json = require "json"
-local errors = require "http.errors"
+local errors = require "web.errors"
 local page = require "notification.page"
 local clock = require "notification.clock"
 
