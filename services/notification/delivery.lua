@@ -3,7 +3,9 @@
 -- with `FOR UPDATE SKIP LOCKED` and leased (attempts + 1, next attempt pushed past the
 -- send's timeout) in a short transaction; the send happens outside any transaction; the
 -- outcome and the attempt row are written in another. A crash mid-send leaves the lease to
--- expire and the attempt is made again (receivers deduplicate by delivery id).
+-- expire and the attempt is made again (receivers deduplicate by delivery id). Each
+-- attempt goes to the channel's current target (a changed webhook URL takes over the
+-- pending retries).
 -- Retries back off exponentially with jitter: attempt n waits between half and all of
 -- NOTIFY_RETRY_BASE_SECONDS (default 5) * 2^(n-1), at most an hour; after
 -- NOTIFY_MAX_ATTEMPTS (default 6) the delivery is `failed` with the reason. A refusal
@@ -45,7 +47,8 @@ local CLAIM = [[
     FOR UPDATE SKIP LOCKED
   )
   UPDATE notification_deliveries d
-     SET attempts = d.attempts + 1, next_attempt_at = $1::timestamptz + make_interval(secs => $3::float8)
+     SET attempts = d.attempts + 1, next_attempt_at = $1::timestamptz + make_interval(secs => $3::float8),
+         target = c.target
   FROM picked, notifications n, notification_channels c
   WHERE d.id = picked.id AND n.id = d.notification_id AND c.user_id = d.user_id AND c.channel = d.channel
   RETURNING d.id::text AS id, d.channel, d.target, d.attempts AS attempt, c.secret,
