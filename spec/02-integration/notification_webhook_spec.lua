@@ -13,9 +13,17 @@ local BASE = 0.4 -- NOTIFY_RETRY_BASE_SECONDS
 local function receiver(plan)
   local port = h.free_port()
   local log = os.tmpname()
+  local secret_file = os.tmpname()
+  os.remove(secret_file)
   local pid = h.sh("python3 spec/support/webhook_receiver.py " .. port .. " " .. log .. " " .. h.sh_quote(plan)
-    .. " >/dev/null 2>&1 & echo $!")
+    .. " " .. secret_file .. " >/dev/null 2>&1 & echo $!")
   local r = { port = port, url = "http://127.0.0.1:" .. port .. "/hook" }
+  -- hand the receiver the secret: it then verifies every request as docs/api.md shows
+  function r.know(secret)
+    local f = assert(io.open(secret_file, "w"))
+    f:write(secret)
+    f:close()
+  end
   function r.requests()
     local out = {}
     local f = io.open(log)
@@ -27,6 +35,7 @@ local function receiver(plan)
   function r.stop()
     os.execute("kill " .. pid .. " 2>/dev/null")
     os.remove(log)
+    os.remove(secret_file)
   end
   -- wait until it accepts connections
   assert(h.eventually(function()
@@ -116,9 +125,12 @@ describe("notification webhook", function()
     local s, body = put("wh-ok", { webhook_url = r.url })
     assert.are.equal(201, s)
     local secret = body.webhook_secret
+    r.know(secret)
     local t = n.task(host, "wh-ok", { title = "call mum", reminders = { { at = n.iso(os.time() + 2) } } })
     assert.truthy(h.eventually(function() return #r.requests() == 1 end, 8), host:log())
     local req = r.requests()[1]
+    -- the receiver process verified it with the documented example
+    assert.is_true(req.verified)
     local ts = req.headers["x-todo-timestamp"]
     -- the receiver's check: HMAC-SHA256 over "<timestamp>.<body>", compared in constant time
     local expected = "v1=" .. crypto.hex(crypto.hmac_sha256(secret, ts .. "." .. req.body))
