@@ -124,21 +124,21 @@ end
 
 -- One turn: send what is due, then sleep until the next attempt or a poke.
 local function turn()
-    local seen = M.waker.pokes()
-    local n, err = send_batch()
-    if not n then
-      log.warn("notification: delivery claim failed", { error = tostring(err) })
-      M.waker.sleep_until(clock.now() + 1)
-    elseif n < M.BATCH then
-      local rows = pg.query([[SELECT extract(epoch FROM min(next_attempt_at))::float8 AS at
-        FROM notification_deliveries WHERE state = 'pending']])
-      local at = rows and rows[1] and rows[1].at
-      if at == pg.null then at = nil end
-      local now = clock.now()
-      local deadline = now + M.IDLE
-      if at then deadline = math.min(deadline, math.max(at, now + 0.05)) end
-      M.waker.sleep_until(deadline, seen)
-    end
+  local seen = M.waker.pokes()
+  local n, err = send_batch()
+  if not n then
+    log.warn("notification: delivery claim failed", { error = tostring(err) })
+    M.waker.sleep_until(clock.now() + 1)
+  elseif n < M.BATCH then
+    local rows = pg.query([[SELECT extract(epoch FROM min(next_attempt_at))::float8 AS at
+      FROM notification_deliveries WHERE state = 'pending']])
+    local at = rows and rows[1] and rows[1].at
+    if at == pg.null then at = nil end
+    local now = clock.now()
+    local deadline = now + M.IDLE
+    if at then deadline = math.min(deadline, math.max(at, now + 0.05)) end
+    M.waker.sleep_until(deadline, seen)
+  end
 end
 
 --- The delivery loop (a background task; returns when the bundle stops). A turn that

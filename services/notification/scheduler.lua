@@ -183,28 +183,28 @@ end
 
 -- One turn: fire what is due, then sleep until the next reminder or a poke.
 local function turn()
-    local seen = M.waker.pokes()
-    local claimed, err = M.fire_due()
-    local now = clock.now()
-    if not claimed then
-      log.warn("notification: firing failed", { error = tostring(err) })
-      M.waker.sleep_until(now + 1)
-    else
-      local at
-      at, err = next_due()
-      -- Without a listener, wake every second (a query a second) rather than miss a
-      -- reminder scheduled by another replica.
-      local max_sleep = M.listening and schedule.MAX_SLEEP or 1
-      local deadline = now + max_sleep
-      if err then
-        deadline = now + 1
-      elseif at then
-        -- Due but claimed by another scheduler (skip locked): look again shortly.
-        if at <= now then at = now + 0.1 end
-        deadline = math.min(deadline, at)
-      end
-      M.waker.sleep_until(deadline, seen)
+  local seen = M.waker.pokes()
+  local claimed, err = M.fire_due()
+  local now = clock.now()
+  if not claimed then
+    log.warn("notification: firing failed", { error = tostring(err) })
+    M.waker.sleep_until(now + 1)
+  else
+    local at
+    at, err = next_due()
+    -- Without a listener, wake every second (a query a second) rather than miss a
+    -- reminder scheduled by another replica.
+    local max_sleep = M.listening and schedule.MAX_SLEEP or 1
+    local deadline = now + max_sleep
+    if err then
+      deadline = now + 1
+    elseif at then
+      -- Due but claimed by another scheduler (skip locked): look again shortly.
+      if at <= now then at = now + 0.1 end
+      deadline = math.min(deadline, at)
     end
+    M.waker.sleep_until(deadline, seen)
+  end
 end
 
 --- The scheduler loop (a background task; returns when the bundle stops). A turn that
