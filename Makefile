@@ -39,12 +39,16 @@ test-asan: bootstrap build-asan
 bench: bootstrap build
 	@scripts/bench $(BUILD)
 
+# Every C file of core/ (every folder of core/src, however deep).
+C_FILES = $(shell find core/src core/tests -name '*.[ch]' | sort)
+
 lint:
 	luacheck -q core/lua lua services spec bench
-	clang-format --dry-run --Werror core/src/*.[ch] core/tests/*.[ch]
+	clang-format --dry-run --Werror $(C_FILES)
+	scripts/check-layers build
 
 format:
-	clang-format -i core/src/*.[ch] core/tests/*.[ch]
+	clang-format -i $(C_FILES)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -11,7 +11,7 @@
 -- Run (like bench/events_bench.lua):
 --   PG=$(mktemp -d); URL=$(PG_THROWAWAY=1 scripts/pg start $PG)
 --   TEST_PG_ADMIN_URL=${URL%/todo}/postgres build/todo-host script bench/series_bench.lua [N]
-package.path = "services/api/?.lua;lua/?.lua;lua/?/init.lua;" .. package.path
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 local h = require "spec.helpers"
 local series = require "tasks.series"
 

@@ -24,14 +24,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "http.h"
-#include "primitives.h"
-#include "watch.h"
-
-int th_migrate(const char *database_url, char **bundle_dirs, int n_bundles);
-char *th_jwt_mint_hs256(const char *secret, const char *sub, long ttl_seconds, const char *issuer,
-                        const char *audience);
+#include "http/http.h"
+#include "prim/jwt.h"
+#include "prim/pg/pg.h"
+#include "prim/primitives.h"
+#include "runtime/config.h"
+#include "runtime/migrate.h"
+#include "runtime/watch.h"
 
 static char **bundle_dirs;
 static int n_bundles;
@@ -56,7 +55,8 @@ static void usage(FILE *f) {
       "  DRAIN_TIMEOUT_MS (20000)  CPU_BUDGET_MS (1000)  BUNDLE_MEMORY_MB (256)  ACCESS_LOG (on)\n"
       "  LUA_GC (generational | incremental)\n"
       "  PG_POOL_SIZE (8 per worker)  PG_POOL_TIMEOUT_MS (5000)  PG_PIPELINE_DEPTH (1: queries\n"
-      "  in flight per shared connection; more pipelines standalone queries)\n"
+      "  in flight per shared connection; more pipelines standalone queries)  PG_PIPELINE_CORK "
+      "(on)\n"
       "  PG_PLAN_CACHE_MODE (auto | force_generic_plan | force_custom_plan)\n"
       "  AUTH_JWKS_URL | AUTH_JWKS_FILE  AUTH_ISSUER  AUTH_AUDIENCE  AUTH_DEV_SECRET "
       "(development)\n"
@@ -92,6 +92,12 @@ static void find_lua_root(const char *first_bundle) {
 }
 
 /* ---- worker ------------------------------------------------------------ */
+
+/* /readyz: the database counts when this process has one configured (asking
+ * the pool otherwise would start it for nothing). */
+static int database_ready(void) {
+  return th_cfg.database_url && *th_cfg.database_url ? th_pg_ready() : 1;
+}
 
 static void close_walk(uv_handle_t *h, void *arg) {
   (void)arg;
@@ -154,11 +160,14 @@ static void begin_shutdown(void) {
 
 static void reload(void) {
   th_generation *g = th_generation_load(bundle_dirs, n_bundles);
+  if (g && th_server_set_generation(g) < 0) {
+    th_generation_retire(g);
+    g = NULL;
+  }
   if (!g) {
     th_log(NULL, "error", "reload failed; still serving the previous bundles");
     return;
   }
-  th_server_set_generation(g);
   th_generation_start(g);
   th_log(NULL, "info", "reloaded %d bundles", n_bundles);
 }
@@ -174,6 +183,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 static int worker_main(void) {
   th_loop_init();
+  th_server_set_ready_probe(database_ready);
   th_log_set_level(th_cfg.log_level);
   th_log_attach_loop();
   th_generation *g = th_generation_load(bundle_dirs, n_bundles);
@@ -184,7 +194,7 @@ static int worker_main(void) {
             uv_strerror(rc));
     return 2;
   }
-  th_server_set_generation(g);
+  if (th_server_set_generation(g) < 0) return 2;
   th_generation_start(g);
   uv_signal_init(th_loop(), &sig_term);
   uv_signal_init(th_loop(), &sig_int);
@@ -327,8 +337,11 @@ static int cmd_run(int argc, char **argv) {
   th_loop_init();
   th_generation *g = th_generation_load(bundle_dirs, n_bundles);
   if (!g) return 2;
+  th_router *routes = th_router_build(g);
+  th_router_free(routes);
   th_generation_retire(g);
   uv_loop_close(th_loop());
+  if (!routes) return 2;
   if (th_cfg.workers == 1) return worker_main();
   return master_main();
 }
@@ -470,6 +483,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (th_config_from_env() < 0) return 2;
+  th_host_set_preload(th_primitives_preload);
   signal(SIGPIPE, SIG_IGN);
   if (!strcmp(argv[1], "run")) return cmd_run(argc, argv);
   if (!strcmp(argv[1], "migrate")) return cmd_migrate(argc, argv);

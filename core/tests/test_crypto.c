@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jwt.h"
-#include "primitives.h"
+#include "prim/jwt.h"
+#include "prim/primitives.h"
 
 #include "check.h"
 

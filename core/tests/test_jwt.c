@@ -15,8 +15,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "jwt.h"
-#include "primitives.h"
+#include "prim/jwt.h"
+#include "prim/primitives.h"
 
 #include "check.h"
 

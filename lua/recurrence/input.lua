@@ -4,7 +4,7 @@
 -- and returns what is stored: `{rule = canonical RRULE, tz = zone or absent, from}`.
 -- The API's responses add `description` (tasks.series.present), which a client may send
 -- back unchanged: it is ignored. Pure Lua (the tz check uses the tz primitive).
--- Failures: `nil, message, field` where field names the part (`recurrence.rule` ...).
+-- Failures: `nil, message, code, field` where field names the part (`recurrence.rule` ...).
 -- @module recurrence.input
 
 local json = require "json"
@@ -51,30 +51,34 @@ M.valid_zone = valid_zone
 -- @treturn[1] string the canonical rule
 -- @treturn[2] nil
 -- @treturn[2] string message
+-- @treturn[2] string code (`invalid_field`)
 -- @treturn[2] string the field (`rule` or `phrase`, unprefixed)
 function M.rule(rule, phrase)
   if rule ~= nil and phrase ~= nil then
-    return nil, "give either rule or phrase, not both", "rule"
+    return nil, "give either rule or phrase, not both", "invalid_field", "rule"
   end
   if phrase ~= nil then
-    if type(phrase) ~= "string" then return nil, "phrase must be a string like \"every weekday\"", "phrase" end
+    if type(phrase) ~= "string" then
+      return nil, "phrase must be a string like \"every weekday\"", "invalid_field", "phrase"
+    end
     local ok, msg = text_ok(phrase, M.PHRASE_MAX)
-    if not ok then return nil, "phrase " .. msg, "phrase" end
+    if not ok then return nil, "phrase " .. msg, "invalid_field", "phrase" end
     local canonical, err = recurrence.parse_phrase(phrase)
     if not canonical then
-      return nil, "phrase " .. errors.printable(phrase) .. " is not understood: " .. tostring(err), "phrase"
+      return nil, "phrase " .. errors.printable(phrase) .. " is not understood: " .. tostring(err),
+        "invalid_field", "phrase"
     end
     return canonical
   end
   if rule == nil then
     return nil, "rule is required: an RFC 5545 RRULE like FREQ=WEEKLY;BYDAY=MO,TH "
-      .. "(or a phrase like \"every weekday\")", "rule"
+      .. "(or a phrase like \"every weekday\")", "invalid_field", "rule"
   end
-  if type(rule) ~= "string" then return nil, "rule must be a string like FREQ=DAILY", "rule" end
+  if type(rule) ~= "string" then return nil, "rule must be a string like FREQ=DAILY", "invalid_field", "rule" end
   local ok, msg = text_ok(rule, M.RULE_MAX)
-  if not ok then return nil, "rule " .. msg, "rule" end
+  if not ok then return nil, "rule " .. msg, "invalid_field", "rule" end
   local canonical, err = recurrence.validate(rule)
-  if not canonical then return nil, "rule is not a valid RRULE: " .. tostring(err), "rule" end
+  if not canonical then return nil, "rule is not a valid RRULE: " .. tostring(err), "invalid_field", "rule" end
   return canonical
 end
 
@@ -83,31 +87,33 @@ end
 -- @treturn[1] table|json.null the value to store
 -- @treturn[2] nil
 -- @treturn[2] string message (starting with the field's name)
+-- @treturn[2] string code (`invalid_field`)
 -- @treturn[2] string the field, e.g. `recurrence.rule`
 function M.field(v)
   if v == NULL then return NULL end
   if type(v) ~= "table" or is_array(v) then
-    return nil, "recurrence must be an object {rule, tz, from} or null (got " .. kind_of(v) .. ")", "recurrence"
+    return nil, "recurrence must be an object {rule, tz, from} or null (got " .. kind_of(v) .. ")",
+      "invalid_field", "recurrence"
   end
   local keys = {}
   for k in pairs(v) do
-    if type(k) ~= "string" then return nil, "recurrence must be an object", "recurrence" end
+    if type(k) ~= "string" then return nil, "recurrence must be an object", "invalid_field", "recurrence" end
     keys[#keys + 1] = k
   end
   table.sort(keys)
   for _, k in ipairs(keys) do
     if not M.KEYS[k] then
       local name = "recurrence." .. errors.printable(k)
-      return nil, name .. " is not a recurrence field; send rule (or phrase), tz, from", name
+      return nil, name .. " is not a recurrence field; send rule (or phrase), tz, from", "invalid_field", name
     end
   end
-  local rule, msg, part = M.rule(v.rule, v.phrase)
-  if not rule then return nil, "recurrence." .. msg, "recurrence." .. part end
+  local rule, msg, code, part = M.rule(v.rule, v.phrase)
+  if not rule then return nil, "recurrence." .. msg, code, "recurrence." .. part end
   local out = { rule = rule }
   if v.tz ~= nil and v.tz ~= NULL then
     if not valid_zone(v.tz) then
       return nil, "recurrence.tz must be an IANA zone name like Europe/Paris (default: the task's tz, else UTC)",
-        "recurrence.tz"
+        "invalid_field", "recurrence.tz"
     end
     out.tz = v.tz
   end
@@ -115,7 +121,7 @@ function M.field(v)
   if from == nil or from == NULL then from = "due" end
   if from ~= "due" and from ~= "completion" then
     return nil, "recurrence.from must be due (the next occurrence follows the due time) or completion "
-      .. "(it follows the completion time)", "recurrence.from"
+      .. "(it follows the completion time)", "invalid_field", "recurrence.from"
   end
   out.from = from
   return out

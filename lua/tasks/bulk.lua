@@ -1,5 +1,5 @@
 --- Validation of `POST /api/tasks/bulk` bodies: one action over a list of ids or over a
--- filter. Pure Lua; failures come back as `nil, field, message[, code]`.
+-- filter. Pure Lua; failures come back as `nil, message, code, field` (as tasks.schema).
 --
 --     {"action": "complete" | "reopen" | "delete"
 --                | "update"      (with "changes": {same fields as PATCH})
@@ -42,13 +42,13 @@ end
 
 local function parse_filter(f)
   if type(f) ~= "table" or schema.is_array(f) then
-    return nil, "filter", "filter must be an object (got " .. schema.kind_of(f) .. ")"
+    return nil, "filter must be an object (got " .. schema.kind_of(f) .. ")", "invalid_field", "filter"
   end
   for k in pairs(f) do
     if not FILTER_KEYS[k] then
-      return nil, "filter." .. tostring(k), "unknown filter " .. printable(k)
+      return nil, "unknown filter " .. printable(k)
         .. "; allowed: status, priority, tag, tags_mode, due_before, due_after, overdue, q",
-        "unknown_field"
+          "unknown_field", "filter." .. tostring(k)
     end
   end
   local bad
@@ -74,53 +74,53 @@ local function parse_filter(f)
   for _, name in ipairs({ "status", "tags_mode", "due_before", "due_after", "q" }) do
     local v = f[name]
     if v ~= nil and v ~= schema.NULL then
-      if type(v) ~= "string" then return nil, "filter." .. name, name .. " must be a string" end
+      if type(v) ~= "string" then return nil, name .. " must be a string", "invalid_field", "filter." .. name end
       local _, msg = schema.check_text(v, 0, 1000)
-      if msg then return nil, "filter." .. name, name .. " " .. msg end
+      if msg then return nil, name .. " " .. msg, "invalid_field", "filter." .. name end
     end
   end
-  local out, field, msg = schema.filter(get, list)
-  if bad then return nil, "filter." .. bad, bad .. " has the wrong type" end
-  if not out then return nil, "filter." .. field, msg end
+  local out, msg, code, field = schema.filter(get, list)
+  if bad then return nil, bad .. " has the wrong type", "invalid_field", "filter." .. bad end
+  if not out then return nil, msg, code, "filter." .. field end
   return out
 end
 
 --- Validate a bulk request body.
--- @return `{action, ids | filter, fields, time, shift, tz}`, or nil, field, message, code
+-- @return `{action, ids | filter, fields, time, shift, tz}`, or nil, message, code, field
 function M.parse(body)
   if type(body) ~= "table" or schema.is_array(body) then
-    return nil, nil, "the body must be a JSON object (got " .. schema.kind_of(body) .. ")", "invalid_body"
+    return nil, "the body must be a JSON object (got " .. schema.kind_of(body) .. ")", "invalid_body", nil
   end
   local action = body.action
-  if action == nil then return nil, "action", "action is required", "required" end
+  if action == nil then return nil, "action is required", "required", "action" end
   if type(action) ~= "string" or not ACTIONS[action] then
-    return nil, "action", "action must be one of complete, reopen, delete, update, reschedule"
+    return nil, "action must be one of complete, reopen, delete, update, reschedule", "invalid_field", "action"
   end
   local keys = {}
   for k in pairs(body) do keys[#keys + 1] = tostring(k) end
   table.sort(keys)
   for _, k in ipairs(keys) do
     if k ~= "action" and k ~= "ids" and k ~= "filter" and not KEYS[action][k] then
-      return nil, k, "unknown field " .. printable(k) .. " for action "
-        .. action, "unknown_field"
+      return nil, "unknown field " .. printable(k) .. " for action "
+        .. action, "unknown_field", k
     end
   end
   local b = { action = action }
 
   if body.ids ~= nil and body.filter ~= nil then
-    return nil, "ids", "send either ids or filter, not both"
+    return nil, "send either ids or filter, not both", "invalid_field", "ids"
   elseif body.ids ~= nil then
     local ids = body.ids
     if type(ids) ~= "table" or not schema.is_array(ids) then
-      return nil, "ids", "ids must be a non-empty array of task ids"
+      return nil, "ids must be a non-empty array of task ids", "invalid_field", "ids"
     end
-    if #ids > M.IDS_MAX then return nil, "ids", "at most " .. M.IDS_MAX .. " ids per request" end
+    if #ids > M.IDS_MAX then return nil, "at most " .. M.IDS_MAX .. " ids per request", "invalid_field", "ids" end
     b.ids = {}
     local seen = {}
     for i, id in ipairs(ids) do
-      if type(id) ~= "string" then return nil, "ids", "ids[" .. i .. "] must be a string" end
+      if type(id) ~= "string" then return nil, "ids[" .. i .. "] must be a string", "invalid_field", "ids" end
       if not M.is_uuid(id) then
-        return nil, "ids", "task not found: " .. printable(id), "not_found"
+        return nil, "task not found: " .. printable(id), "not_found", "ids"
       end
       id = id:lower()
       if not seen[id] then
@@ -129,50 +129,50 @@ function M.parse(body)
       end
     end
   elseif body.filter ~= nil then
-    local f, field, msg, code = parse_filter(body.filter)
-    if not f then return nil, field, msg, code end
+    local f, msg, code, field = parse_filter(body.filter)
+    if not f then return nil, msg, code, field end
     b.filter = f
   else
-    return nil, "ids", "send ids (a list of task ids) or filter (an object)", "required"
+    return nil, "send ids (a list of task ids) or filter (an object)", "required", "ids"
   end
 
   if action == "update" then
-    if body.changes == nil then return nil, "changes", "changes is required for update", "required" end
-    local fields, field, msg, code = schema.task_input(body.changes, "patch")
+    if body.changes == nil then return nil, "changes is required for update", "required", "changes" end
+    local fields, msg, code, field = schema.task_input(body.changes, "patch")
     if not fields then
-      return nil, field and ("changes." .. field) or "changes", msg, code
+      return nil, msg, code, field and ("changes." .. field) or "changes"
     end
-    if next(fields) == nil then return nil, "changes", "changes must name at least one field" end
+    if next(fields) == nil then return nil, "changes must name at least one field", "invalid_field", "changes" end
     b.fields = fields
   elseif action == "reschedule" then
     if body.time == nil and body.shift == nil then
-      return nil, "time", "reschedule needs time (like 14:00) or shift (like {\"days\": 1})", "required"
+      return nil, "reschedule needs time (like 14:00) or shift (like {\"days\": 1})", "required", "time"
     end
     if body.time ~= nil then
       b.time = schema.time_of_day(body.time)
-      if not b.time then return nil, "time", "time must be a time of day like 14:00 or 14:00:00" end
+      if not b.time then return nil, "time must be a time of day like 14:00 or 14:00:00", "invalid_field", "time" end
     end
     if body.shift ~= nil then
       local s = body.shift
       if type(s) ~= "table" or schema.is_array(s) then
-        return nil, "shift", "shift must be an object like {\"days\": 1, \"hours\": -2}"
+        return nil, "shift must be an object like {\"days\": 1, \"hours\": -2}", "invalid_field", "shift"
       end
       b.shift = { days = 0, hours = 0, minutes = 0 }
       for k, v in pairs(s) do
         if not SHIFT_LIMITS[k] then
-          return nil, "shift." .. tostring(k), "shift takes days, hours and minutes", "unknown_field"
+          return nil, "shift takes days, hours and minutes", "unknown_field", "shift." .. tostring(k)
         end
         local n = whole(v, SHIFT_LIMITS[k])
         if not n then
-          return nil, "shift." .. k, k .. " must be a whole number from -" .. SHIFT_LIMITS[k]
-            .. " to " .. SHIFT_LIMITS[k]
+          return nil, k .. " must be a whole number from -" .. SHIFT_LIMITS[k]
+            .. " to " .. SHIFT_LIMITS[k], "invalid_field", "shift." .. k
         end
         b.shift[k] = n
       end
     end
     if body.tz ~= nil then
       local zone, msg = schema.field.tz(body.tz)
-      if zone == nil then return nil, "tz", msg end
+      if zone == nil then return nil, msg, "invalid_field", "tz" end
       if zone ~= schema.NULL then b.tz = zone end
     end
   end

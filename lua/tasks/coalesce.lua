@@ -12,8 +12,10 @@
 -- each request its own answer or error. An item the batch did not change (task missing,
 -- another user's, already in that state, or named twice in one batch) is also answered
 -- by tasks.store alone, after the batch committed.
--- Accounting: a batch runs in the coroutine of the request that opened it, so its CPU
--- counts against that request's budget; a failed batch is logged with its item count.
+-- Accounting: a batch's statement runs in the coroutine of the request that opened it (its
+-- CPU counts against that request's budget, its log lines carry that request's id); an
+-- item the batch leaves to run alone (a rolled-back batch, an item it did not change) is
+-- run by its own request's coroutine, under its own budget and request id.
 -- @module tasks.coalesce
 
 local pg = require "pg"
@@ -48,22 +50,28 @@ M.WRITES = setting("API_BATCH_WRITES", 2)
 
 local function key(id, user) return id .. " " .. user end
 
--- A loader's answer for one item: the store's return values, or nil, err of the batch.
-local function call(loader, item)
+-- A batch's answer for an item it leaves to its own request: `call` then runs the item
+-- alone in the caller's coroutine.
+local ALONE = {}
+
+-- A loader's answer for one item: the store's return values (the batch's, or `alone(item)`'s
+-- for an item left to run alone), or nil, err of the batch.
+local function call(loader, item, alone)
   local r, err = loader(item)
   if not r then return nil, err end
+  if r == ALONE then r = alone(item) end
   return r[1], r[2], r[3], r[4]
 end
 
--- Every item through `alone` (a lone item, or a batch that rolled back).
-local function each_alone(items, alone)
+-- Every item of a batch left to run alone (a batch that rolled back).
+local function all_alone(items)
   local out = {}
-  for i, it in ipairs(items) do out[i] = alone(it) end
+  for i = 1, #items do out[i] = ALONE end
   return out
 end
 
 -- A batch transaction failed and rolled back (a value PostgreSQL refused in one item, a
--- deadlock, a lost connection): say so, then each item runs alone.
+-- deadlock, a lost connection): say so, then each item runs alone (in its own request).
 local function batch_failed(what, items, err, state)
   log.info("tasks: a coalesced " .. what .. " failed; its items run alone",
     { items = #items, error = tostring(err), sqlstate = state })
@@ -121,7 +129,7 @@ local function create_alone(it)
 end
 
 local function create_many(items)
-  if #items == 1 then return each_alone(items, create_alone) end
+  if #items == 1 then return { create_alone(items[1]) } end
   local res, fail_err, fail_state = store.in_tx(function(tx)
     local by_id, err, state, constraint = store.insert(tx, items)
     if not by_id then return nil, err, state, constraint end
@@ -142,7 +150,7 @@ local function create_many(items)
   if not res then
     -- The batch rolled back: each creation alone (same ids: nothing is created twice).
     batch_failed("creation", items, fail_err, fail_state)
-    return each_alone(items, create_alone)
+    return all_alone(items)
   end
   local out = {}
   for i, task in ipairs(res) do out[i] = { task } end
@@ -156,7 +164,7 @@ local create = batch.new(create_many, { max = M.MAX, concurrency = M.WRITES })
 -- @tparam table f clean fields from `schema.task_input(body, "create")`
 -- @return the task, or nil, message, sqlstate, constraint
 function M.create(user, f)
-  return call(create, { user = user, fields = f, id = crypto.uuid_v4() })
+  return call(create, { user = user, fields = f, id = crypto.uuid_v4() }, create_alone)
 end
 
 -- Complete / reopen ---------------------------------------------------------------------
@@ -194,7 +202,7 @@ local function set_alone(it)
 end
 
 local function set_completed_many(items)
-  if #items == 1 then return each_alone(items, set_alone) end
+  if #items == 1 then return { set_alone(items[1]) } end
   local ids, users, states = {}, {}, {}
   for i, it in ipairs(items) do ids[i], users[i], states[i] = it.id, it.user, it.completed end
   local res, fail_err, fail_state = store.in_tx(function(tx)
@@ -224,7 +232,7 @@ local function set_completed_many(items)
       out[i] = { { task = d.task } }
       res[key(it.id, it.user)] = nil -- the same task twice in a batch: the second goes alone
     else
-      out[i] = set_alone(it)
+      out[i] = ALONE
     end
   end
   return out
@@ -239,7 +247,7 @@ local set_completed = batch.new(set_completed_many, { max = M.MAX, concurrency =
 -- @return `{task = t}`, `{missing = true}`, `{conflict = true, version = n}`, or nil, err, sqlstate
 function M.set_completed(user, id, completed, versions)
   if versions ~= nil then return set_completed_alone(user, id, completed == true, versions) end
-  return call(set_completed, { user = user, id = id, completed = completed == true })
+  return call(set_completed, { user = user, id = id, completed = completed == true }, set_alone)
 end
 
 if M.MAX == 1 then

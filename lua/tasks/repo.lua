@@ -38,11 +38,6 @@ local function check_user(user)
   end
 end
 
--- A failure of tasks.schema / tasks.bulk (`nil, field, message, code`) in the convention.
-local function refused(field, message, code)
-  return nil, message, code or "invalid_field", field
-end
-
 --- Map a database failure (`message, sqlstate, constraint` from the pg primitive) to the
 -- repository's codes: values PostgreSQL refused are the caller's, an unreachable
 -- database is `unavailable`, the rest `internal`.
@@ -61,7 +56,9 @@ function M.db_failure(err, state, constraint)
       "invalid_value", nil
   end
   local message = tostring(err) .. " (" .. tostring(state) .. ")"
-  if err == "pool timeout" or (type(state) == "string" and state:sub(1, 2) == "08") then
+  -- The pg primitive gives an empty SQLSTATE when the query never reached the server (pool
+  -- timeout, shutting down) and class 08 when the connection failed: both are retryable.
+  if state == "" or (type(state) == "string" and state:sub(1, 2) == "08") then
     return nil, message, "unavailable", state
   end
   return nil, message, "internal", state
@@ -109,8 +106,8 @@ end
 -- @return the new task, or nil, message, code, field
 function M.create(user, input)
   check_user(user)
-  local fields, field, msg, code = schema.task_input(input, "create")
-  if not fields then return refused(field, msg, code) end
+  local fields, msg, code, field = schema.task_input(input, "create")
+  if not fields then return nil, msg, code, field end
   local task, err, state, constraint = coalesce.create(user, fields)
   if not task then return db_failure(err, state, constraint) end
   return task
@@ -127,8 +124,8 @@ function M.update(user, id, input, opts)
   check_user(user)
   id = task_id(id)
   if not id then return nil, NOT_FOUND, "not_found" end
-  local fields, field, msg, code = schema.task_input(input, "patch")
-  if not fields then return refused(field, msg, code) end
+  local fields, msg, code, field = schema.task_input(input, "patch")
+  if not fields then return nil, msg, code, field end
   return changed(store.update(user, id, fields, opts and opts.versions))
 end
 
@@ -174,10 +171,10 @@ end
 -- @return `{action =, matched =, changed =, items = | ids =}`, or nil, message, code, detail
 function M.bulk(user, input)
   check_user(user)
-  local parsed, field, msg, code = bulk_input.parse(input)
+  local parsed, msg, code, field = bulk_input.parse(input)
   if not parsed then
     if code == "not_found" then return nil, NOT_FOUND, "not_found", field end
-    return refused(field, msg, code)
+    return nil, msg, code, field
   end
   local res, err, state, constraint = store.bulk(user, parsed)
   if not res then return db_failure(err, state, constraint) end
@@ -211,8 +208,8 @@ function M.list(user, query)
   check_user(user)
   local req = query
   if not (query and (query.query_all or query.query)) then req = as_request(query) end
-  local o, field, msg, code = schema.list_options(req)
-  if not o then return refused(field, msg, code) end
+  local o, msg, code, field = schema.list_options(req)
+  if not o then return nil, msg, code, field end
   if o.cursor then
     local after, why = store.after(user, o)
     if not after then return nil, why, "invalid_cursor", "cursor" end

@@ -1,6 +1,7 @@
 --- Task input validation: the one place where request bodies and list parameters are
 -- checked and turned into clean values for the repository. Pure Lua, no I/O.
--- Failures come back as `nil, field, message[, code]`, for a 422 naming the field.
+-- Failures come back as `nil, message, code, field` (code: invalid_field, unknown_field,
+-- read_only_field, required, invalid_body, recurrence_needs_due), for a 422 naming the field.
 -- @module tasks.schema
 
 local json = require "json"
@@ -275,7 +276,7 @@ function field.tz(v)
   return v
 end
 
--- The shape and the rule are checked by recurrence.input (issue 5); the third value
+-- The shape and the rule are checked by recurrence.input (issue 5); the fourth value
 -- names the part at fault (recurrence.rule, recurrence.tz ...).
 function field.recurrence(v)
   if v == NULL then return NULL end
@@ -314,36 +315,36 @@ local ORDER = { "title", "description", "completed", "priority", "tags", "due_at
 --- Validate a task body.
 -- @tparam any body the decoded JSON body
 -- @tparam string mode `"create"` (title required) or `"patch"` (any subset)
--- @return a table of clean fields (NULL for cleared ones), or nil, field, message, code
+-- @return a table of clean fields (NULL for cleared ones), or nil, message, code, field
 function M.task_input(body, mode)
   if type(body) ~= "table" or M.is_array(body) then
-    return nil, nil, "the body must be a JSON object (got " .. kind_of(body) .. ")", "invalid_body"
+    return nil, "the body must be a JSON object (got " .. kind_of(body) .. ")", "invalid_body", nil
   end
   local keys = {}
   for k in pairs(body) do
     if type(k) ~= "string" then
-      return nil, nil, "the body must be a JSON object", "invalid_body"
+      return nil, "the body must be a JSON object", "invalid_body", nil
     end
     keys[#keys + 1] = k
   end
   table.sort(keys)
   for _, k in ipairs(keys) do
     if READ_ONLY[k] then
-      return nil, k, k .. " is read-only", "read_only_field"
+      return nil, k .. " is read-only", "read_only_field", k
     elseif not M.WRITABLE[k] then
-      return nil, k, "unknown field " .. printable(k) .. "; writable fields: "
-        .. table.concat(ORDER, ", "), "unknown_field"
+      return nil, "unknown field " .. printable(k) .. "; writable fields: "
+        .. table.concat(ORDER, ", "), "unknown_field", k
     end
   end
   if mode == "create" and body.title == nil then
-    return nil, "title", "title is required", "required"
+    return nil, "title is required", "required", "title"
   end
   local out = {}
   for _, k in ipairs(ORDER) do
     local v = body[k]
     if v ~= nil then
-      local clean, msg, part = field[k](v)
-      if clean == nil then return nil, part or k, msg end
+      local clean, msg, code, part = field[k](v)
+      if clean == nil then return nil, msg, code or "invalid_field", part or k end
       out[k] = clean
     end
   end
@@ -351,8 +352,8 @@ function M.task_input(body, mode)
   -- cases a body alone cannot show (constraint tasks_recurrence_needs_due).
   if out.recurrence ~= nil and out.recurrence ~= NULL
     and (out.due_at == NULL or (mode == "create" and out.due_at == nil)) then
-    return nil, "due_at", "a recurring task needs a due_at (its first occurrence); send due_at too",
-      "recurrence_needs_due"
+    return nil, "a recurring task needs a due_at (its first occurrence); send due_at too",
+      "recurrence_needs_due", "due_at"
   end
   -- A reminder {"before": ...} needs a due time: one in the body, or (PATCH) the task's own.
   local offset = type(out.reminders) == "table" and require("reminders").needs_due(out.reminders)
@@ -376,35 +377,36 @@ M.LIST_PARAMS = {
 
 --- Parse the filters of a list (also the `filter` object of a bulk request).
 -- `get(name)` returns a string, `list(name)` an array of strings.
--- @return filter table, or nil, field, message
+-- @return filter table, or nil, message, code, field
 function M.filter(get, list)
   local f = {}
   f.status = get("status") or "all"
   if f.status ~= "all" and f.status ~= "pending" and f.status ~= "completed" then
-    return nil, "status", "status must be one of all, pending, completed"
+    return nil, "status must be one of all, pending, completed", "invalid_field", "status"
   end
   f.priorities = {}
   for _, p in ipairs(list("priority")) do
     local v = PRIORITY_VALUE[p]
-    if not v then return nil, "priority", "priority must be one or more of none, low, medium, high" end
+    if not v then return nil, "priority must be one or more of none, low, medium, high", "invalid_field", "priority" end
     f.priorities[#f.priorities + 1] = v
   end
   f.tags = {}
   for i, t in ipairs(list("tag")) do
-    if i > M.TAGS_MAX then return nil, "tag", "at most " .. M.TAGS_MAX .. " tags per filter" end
+    if i > M.TAGS_MAX then return nil, "at most " .. M.TAGS_MAX .. " tags per filter", "invalid_field", "tag" end
     local _, msg = M.check_text(t, 1, M.TAG_MAX)
-    if msg then return nil, "tag", "tag " .. msg end
+    if msg then return nil, "tag " .. msg, "invalid_field", "tag" end
     f.tags[#f.tags + 1] = M.lower(t)
   end
   f.tags_mode = get("tags_mode") or "any"
   if f.tags_mode ~= "any" and f.tags_mode ~= "all" then
-    return nil, "tags_mode", "tags_mode must be any or all"
+    return nil, "tags_mode must be any or all", "invalid_field", "tags_mode"
   end
   for _, name in ipairs({ "due_before", "due_after" }) do
     local v = get(name)
     if v ~= nil then
       if not M.rfc3339(v) then
-        return nil, name, name .. " must be an RFC 3339 instant with an offset, like 2026-05-01T00:00:00Z"
+        return nil, name .. " must be an RFC 3339 instant with an offset, like 2026-05-01T00:00:00Z",
+          "invalid_field", name
       end
       f[name] = v
     end
@@ -413,13 +415,13 @@ function M.filter(get, list)
   if overdue ~= nil then
     if overdue == "true" or overdue == true then f.overdue = true
     elseif overdue == "false" or overdue == false then f.overdue = false
-    else return nil, "overdue", "overdue must be true or false" end
+    else return nil, "overdue must be true or false", "invalid_field", "overdue" end
   end
   local q = get("q")
   if q ~= nil then
-    if type(q) ~= "string" then return nil, "q", "q must be a string" end
+    if type(q) ~= "string" then return nil, "q must be a string", "invalid_field", "q" end
     local _, msg = M.check_text(q, 0, M.Q_MAX)
-    if msg then return nil, "q", "q " .. msg end
+    if msg then return nil, "q " .. msg, "invalid_field", "q" end
     if q:match("%S") then f.q = q end
   end
   return f
@@ -427,17 +429,17 @@ end
 
 --- Parse the list parameters of `GET /api/tasks`.
 -- @tparam table req the request (query, query_all)
--- @return options table, or nil, field, message, code
+-- @return options table, or nil, message, code, field
 function M.list_options(req)
   for _, name in ipairs(query.names(req)) do
     if not M.LIST_PARAMS[name] then
-      return nil, name, "unknown query parameter " .. printable(name) .. "; allowed: status, priority, tag, "
-        .. "tags_mode, due_before, due_after, overdue, q, sort, order, limit, cursor", "unknown_field"
+      return nil, "unknown query parameter " .. printable(name) .. "; allowed: status, priority, tag, "
+        .. "tags_mode, due_before, due_after, overdue, q, sort, order, limit, cursor", "unknown_field", name
     end
     -- Every value must be valid text before anything else looks at it.
     for _, v in ipairs(req.query_all and req.query_all[name] or { query.one(req, name) }) do
       local _, msg = M.check_text(v, 0, name == "cursor" and 2048 or 1000)
-      if msg then return nil, name, name .. " " .. msg end
+      if msg then return nil, name .. " " .. msg, "invalid_field", name end
     end
   end
   local function get(name)
@@ -445,21 +447,22 @@ function M.list_options(req)
     if v == "" then return nil end
     return v
   end
-  local f, field_name, msg = M.filter(get, function(name) return query.list(req, name) end)
-  if not f then return nil, field_name, msg end
+  local f, msg, code, field_name = M.filter(get, function(name) return query.list(req, name) end)
+  if not f then return nil, msg, code, field_name end
   local o = { filter = f }
   o.sort = get("sort") or (f.q and "relevance" or "created")
   local ok_sort = false
   for _, s in ipairs(M.SORTS) do if s == o.sort then ok_sort = true end end
   if not ok_sort then
-    return nil, "sort", "sort must be one of due, priority, created, updated, title (or relevance with q)"
+    return nil, "sort must be one of due, priority, created, updated, title (or relevance with q)",
+      "invalid_field", "sort"
   end
   if o.sort == "relevance" and not f.q then
-    return nil, "sort", "sort=relevance needs a search text in q"
+    return nil, "sort=relevance needs a search text in q", "invalid_field", "sort"
   end
   o.order = get("order") or M.DEFAULT_ORDER[o.sort]
   if o.order ~= "asc" and o.order ~= "desc" then
-    return nil, "order", "order must be asc or desc"
+    return nil, "order must be asc or desc", "invalid_field", "order"
   end
   local limit = get("limit")
   if limit == nil then
@@ -467,7 +470,9 @@ function M.list_options(req)
   else
     local digits = limit:match("^%d+$")
     local n = digits and #digits <= 4 and tonumber(digits)
-    if not n or n < 1 or n > 200 then return nil, "limit", "limit must be a whole number from 1 to 200" end
+    if not n or n < 1 or n > 200 then
+      return nil, "limit must be a whole number from 1 to 200", "invalid_field", "limit"
+    end
     o.limit = math.tointeger(n)
   end
   o.cursor = get("cursor")

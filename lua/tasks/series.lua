@@ -82,18 +82,19 @@ end
 -- @tparam integer now epoch seconds: the completion time when the row has none (a skip)
 -- @treturn[1] integer the next due time (epoch seconds)
 -- @treturn[2] nil
--- @treturn[2] string why there is none: `not_recurring`, `no_due`, `count` (COUNT reached),
---   `ended` (UNTIL, or a rule without further occurrences), or the engine's message
+-- @treturn[2] string why there is none, for a person
+-- @treturn[2] string code: `not_recurring`, `no_due`, `count` (COUNT reached), `ended` (UNTIL,
+--   or a rule without further occurrences), `invalid_rule` (the engine's message)
 function M.next_due(task, now)
   if math.type(now) ~= "integer" then error("now must be an integer epoch", 2) end
   local rec = task.recurrence
-  if type(rec) ~= "table" or type(rec.rule) ~= "string" then return nil, "not_recurring" end
+  if type(rec) ~= "table" or type(rec.rule) ~= "string" then return nil, "the task does not recur", "not_recurring" end
   local due = epoch(task.due_at)
-  if not due then return nil, "no_due" end
+  if not due then return nil, "a recurring task needs a due_at", "no_due" end
   local r, err = recurrence.parse(rec.rule)
-  if not r then return nil, err end
+  if not r then return nil, err, "invalid_rule" end
   local index = math.tointeger(task.occurrence_index) or 1
-  if r.count and index >= r.count then return nil, "count" end
+  if r.count and index >= r.count then return nil, "the series reached its COUNT", "count" end
   -- The expansion starts at this occurrence: COUNT is ours (index), not the engine's.
   local open = {}
   for k, v in pairs(r) do open[k] = v end
@@ -115,7 +116,8 @@ function M.next_due(task, now)
     nxt, err = recurrence.next_after(open, due, zone, math.max(due, done))
   end
   if nxt then return nxt end
-  return nil, err or "ended"
+  if err then return nil, err, "invalid_rule" end
+  return nil, "the series has no further occurrence", "ended"
 end
 
 --- Reminders carried to the next occurrence: offsets (`{"before": ...}`) follow the new

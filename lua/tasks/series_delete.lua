@@ -30,8 +30,8 @@ function M.skip(tx, user, deleted)
   if deleted.completed == true then return true end
   local rec = deleted.recurrence
   if type(rec) ~= "table" or type(rec.rule) ~= "string" then return true end
-  local task, why = spawn.next(tx, user, deleted, "skipped")
-  if task == nil then return nil, why end
+  local task, why, state = spawn.next(tx, user, deleted, "skipped")
+  if task == nil then return nil, why, state end
   return true
 end
 

@@ -55,33 +55,53 @@ end
 -- @tparam string reason `completed` (src was completed) or `skipped` (src was deleted)
 -- @tparam[opt] integer now epoch seconds, the completion time when src has none
 -- @treturn[1] table the new task (API shape)
--- @treturn[2] false nothing was created
--- @treturn[2] string why: `exists` (already spawned, or stopped), `count`, `ended`,
---   `not_recurring`, `no_due`, or the recurrence engine's message for a bad stored rule
+-- @treturn[2] false nothing was created (not a failure)
+-- @treturn[2] string why, for a person
+-- @treturn[2] string code: `exists` (already spawned, or stopped), or a code of
+--   `tasks.series.next_due` (`count`, `ended`, `not_recurring`, `no_due`, `invalid_rule`)
 -- @treturn[3] nil a database failure
 -- @treturn[3] string its message
+-- @treturn[3] string its SQLSTATE
 function M.next(tx, user, src, reason, now)
   now = now or math.floor(timer.now())
   local sid = M.series_of(src)
-  local due, why = series.next_due(src, now)
+  local due, why, code = series.next_due(src, now)
   if not due then
-    if why == "count" or why == "ended" then
-      local ok, err = tx:query(CLAIM_END, src.id, user, sid, "ended")
-      if not ok then return nil, err end
+    if code == "count" or code == "ended" then
+      local ok, err, state = tx:query(CLAIM_END, src.id, user, sid, "ended")
+      if not ok then return nil, err, state end
     end
-    return false, why
+    return false, why, code
   end
   local old_due = tz.parse_rfc3339(src.due_at)
-  local rows, err = tx:query(CLAIM_AND_INSERT, src.id, user, sid, reason, src.title,
+  local rows, err, state = tx:query(CLAIM_AND_INSERT, src.id, user, sid, reason, src.title,
     src.description, src.priority, pg.array(value(src.tags) or {}), tz.format(due, "UTC"), src.tz,
     series.stored(src.recurrence), series.shift_reminders(src.reminders, due - old_due),
     (math.tointeger(src.occurrence_index) or 1) + 1)
-  if not rows then return nil, err end
-  if not rows[1] then return false, "exists" end
+  if not rows then return nil, err, state end
+  if not rows[1] then return false, "the next occurrence exists already (or the series stopped)", "exists" end
   local task = row.to_task(rows[1])
-  local ok, perr = events.record(tx, user, "created", task)
-  if not ok then return nil, perr end
+  local ok, perr, pstate = events.record(tx, user, "created", task)
+  if not ok then return nil, perr, pstate end
   return task
+end
+
+--- The next occurrence after a completion, inside `tx` (the recurring-task consumer's
+-- delivery): the task is read again in `tx`, so an occurrence reopened, deleted
+-- or no longer recurring since its event spawns nothing.
+-- @param tx a `pg.tx` transaction
+-- @tparam string user
+-- @tparam string task_id the completed occurrence (a UUID)
+-- @return as `M.next` (`false, message, "not_completed"` when the task is gone or open)
+function M.after_completion(tx, user, task_id)
+  local rows, err, state = tx:query("SELECT " .. row.COLUMNS
+    .. " FROM tasks WHERE id = $1::uuid AND user_id = $2", task_id, user)
+  if not rows then return nil, err, state end
+  local src = rows[1]
+  if not src or src.completed ~= true then
+    return false, "the task is no longer a completed occurrence", "not_completed"
+  end
+  return M.next(tx, user, src, "completed")
 end
 
 --- Stop a series: every occurrence of it that has not made its next one yet never will.
@@ -90,15 +110,15 @@ end
 -- @param tx a `pg.tx` transaction
 -- @tparam string user
 -- @tparam string series_id
--- @return true, or nil and a message
+-- @return true, or nil, message, sqlstate
 function M.stop(tx, user, series_id)
-  local ok, err = tx:query([[
+  local ok, err, state = tx:query([[
     INSERT INTO task_series_spawns (source_id, user_id, series_id, task_id, reason)
     SELECT id, user_id, $2::uuid, NULL, 'stopped' FROM tasks
      WHERE user_id = $1 AND (series_id = $2::uuid OR id = $2::uuid)
      ORDER BY id
     ON CONFLICT (source_id) DO NOTHING]], user, series_id)
-  if not ok then return nil, err end
+  if not ok then return nil, err, state end
   return true
 end
 

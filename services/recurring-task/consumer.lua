@@ -1,12 +1,12 @@
 --- The consumer of `task-events` (group "recurring-task"): a completed occurrence of a
--- series gets its next occurrence (tasks.spawn). The event only says which task was
--- completed; the task is read again in the delivery's transaction, so an occurrence
--- reopened (or deleted, or no longer recurring) since then spawns nothing, and the
--- completion that stands is the one the next occurrence is computed from.
+-- series gets its next occurrence (tasks.spawn.after_completion). The event only says
+-- which task was completed; the task is read again in the delivery's transaction, so an
+-- occurrence reopened (or deleted, or no longer recurring) since then spawns nothing, and
+-- the completion that stands is the one the next occurrence is computed from. The bundle
+-- has no SQL of its own: the task domain is lua/tasks/.
 -- @module recurring-task.consumer
 
 local log = require "log"
-local row = require "tasks.row"
 local spawn = require "tasks.spawn"
 
 local M = {}
@@ -44,18 +44,14 @@ function M.on_event(event, tx)
   local d = event.data
   if not M.is_completion(d) then return true end
   if type(d.user_id) ~= "string" or not is_uuid(d.task_id) then return true end
-  local rows, err = tx:query("SELECT " .. row.COLUMNS .. " FROM tasks WHERE id = $1::uuid AND user_id = $2",
-    d.task_id, d.user_id)
-  if not rows then return nil, err end
-  local src = rows[1]
-  if not src or src.completed ~= true then return true end
-  local task, why = spawn.next(tx, d.user_id, src, "completed")
+  local task, why, code = spawn.after_completion(tx, d.user_id, d.task_id)
   if task == nil then return nil, why end
   if task then
-    log.info("recurring-task: next occurrence", { task_id = src.id, next_id = task.id, due_at = task.due_at,
+    log.info("recurring-task: next occurrence", { task_id = d.task_id, next_id = task.id, due_at = task.due_at,
       event_id = event.id })
-  elseif why ~= "exists" and why ~= "count" and why ~= "ended" then
-    log.warn("recurring-task: no next occurrence", { task_id = src.id, reason = why, event_id = event.id })
+  elseif code ~= "exists" and code ~= "count" and code ~= "ended" and code ~= "not_completed" then
+    log.warn("recurring-task: no next occurrence", { task_id = d.task_id, reason = why, code = code,
+      event_id = event.id })
   end
   return true
 end

@@ -1,4 +1,4 @@
--- Task API validation without a database: tasks.schema, tasks.bulk, http.query helpers.
+-- Task API validation without a database: tasks.schema, tasks.bulk, web.query helpers.
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 
 local json = require "json"
@@ -60,9 +60,10 @@ describe("tasks.schema", function()
 
   describe("task_input", function()
     local function fails(body, mode)
-      local out, field, msg, code = schema.task_input(body, mode or "create")
+      local out, msg, code, field = schema.task_input(body, mode or "create")
       assert.is_nil(out)
       assert.is_string(msg)
+      assert.is_string(code) -- every failure has a code (nil, message, code, field)
       return field, code
     end
 
@@ -150,12 +151,12 @@ describe("tasks.schema", function()
       assert.is_nil(assert(f({ q = "   " })).q)
     end)
     it("names the parameter at fault", function()
-      assert.are.equal("status", select(2, f({ status = "open" })))
-      assert.are.equal("priority", select(2, f({}, { priority = { "x" } })))
-      assert.are.equal("tags_mode", select(2, f({ tags_mode = "none" })))
-      assert.are.equal("due_before", select(2, f({ due_before = "x" })))
-      assert.are.equal("overdue", select(2, f({ overdue = "maybe" })))
-      assert.are.equal("q", select(2, f({ q = string.rep("q", 201) })))
+      assert.are.equal("status", select(4, f({ status = "open" })))
+      assert.are.equal("priority", select(4, f({}, { priority = { "x" } })))
+      assert.are.equal("tags_mode", select(4, f({ tags_mode = "none" })))
+      assert.are.equal("due_before", select(4, f({ due_before = "x" })))
+      assert.are.equal("overdue", select(4, f({ overdue = "maybe" })))
+      assert.are.equal("q", select(4, f({ q = string.rep("q", 201) })))
     end)
   end)
 
@@ -181,7 +182,7 @@ describe("tasks.schema", function()
         { { sort = { "x" } }, "sort" }, { { order = { "up" } }, "order" }, { { nope = { "1" } }, "nope" },
         { { sort = { "relevance" } }, "sort" }, { { q = { "\0" } }, "q" }, { { tag = { "\255" } }, "tag" },
       }) do
-        local o, field = schema.list_options(req(c[1]))
+        local o, _, _, field = schema.list_options(req(c[1]))
         assert.is_nil(o)
         assert.are.equal(c[2], field)
       end
@@ -216,19 +217,19 @@ describe("tasks.bulk", function()
       { { action = "delete", ids = { id }, time = "14:00" }, "time" },
     }
     for i, c in ipairs(cases) do
-      local out, field = bulk.parse(c[1])
+      local out, _, _, field = bulk.parse(c[1])
       assert.is_nil(out, "case " .. i)
       assert.are.equal(c[2], field, "case " .. i)
     end
   end)
   it("answers not_found for ids that are not UUIDs", function()
-    local _, field, _, code = bulk.parse({ action = "delete", ids = { "1; DROP TABLE tasks" } })
+    local _, _, code, field = bulk.parse({ action = "delete", ids = { "1; DROP TABLE tasks" } })
     assert.are.equal("ids", field)
     assert.are.equal("not_found", code)
   end)
 end)
 
-describe("http.errors", function()
+describe("web.errors", function()
   it("has one shape", function()
     local status, body, headers = errors.invalid("title", "title must not be empty")
     assert.are.equal(422, status)

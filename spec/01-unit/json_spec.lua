@@ -1,4 +1,4 @@
--- The json primitive's encoder (json_encode.c): the text lua-cjson 2.1.0
+-- The json primitive's encoder (core/src/json/encode.c): the text lua-cjson 2.1.0
 -- wrote before ('/' written bare, cjson's escapes, arrays and number formats), tables
 -- marked with json.array as arrays also when empty, integers exact, and the text
 -- always decodes back to the same value.

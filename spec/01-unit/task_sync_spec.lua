@@ -1,4 +1,4 @@
--- task.defer and task.event (core/src/prim_task_sync.c): the order in which coroutines
+-- task.defer and task.event (core/src/prim/task_sync.c): the order in which coroutines
 -- of one loop turn run, one-shot events with several waiters, and the errors raised
 -- outside a unit of work. The spec itself runs in the script's coroutine, so it can wait.
 local task = require "task"

@@ -215,6 +215,36 @@ describe("tasks.coalesce in one loop turn (child host)", function()
         .. " UNION ALL SELECT xmin::text FROM bus_outbox WHERE key IN ('create-alice', 'create-bob')) s"))
     end)
 
+    it("runs each item of a rolled-back batch alone in its own request's coroutine", function()
+      local r = child(url, [[
+        local store = require "tasks.store"
+        local create, ran = store.create, {}
+        store.create = function(user, f, id) -- record which coroutine runs each lone creation
+          ran[f.title] = coroutine.running()
+          return create(user, f, id)
+        end
+        local callers, fns = {}, {}
+        for i, f in ipairs {
+          { title = "own1" }, { title = "own-bad", due_at = "9999-12-31T23:30:00-05:00" }, { title = "own2" },
+        } do
+          fns[i] = function()
+            callers[f.title] = coroutine.running()
+            return coalesce.create("own-alice", f)
+          end
+        end
+        local before = coalesce.stats().create
+        local got = together(fns)
+        local same = {}
+        for title, co in pairs(callers) do same[title] = ran[title] == co end
+        emit { got = shapes(got), same = same, stats = delta(before, coalesce.stats().create) }
+      ]])
+      assert.are.same({ batches = 1, items = 3 }, r.stats)
+      assert.are.same({ own1 = true, ["own-bad"] = true, own2 = true }, r.same)
+      assert.is_table(r.got[1].r1)
+      assert.is_true(r.got[2].r1_nil)
+      assert.is_table(r.got[3].r1)
+    end)
+
     it("falls back to one creation at a time when PostgreSQL refuses one item of the batch", function()
       local r = child(url, [[
         local A, B = "fallback-alice", "fallback-bob"

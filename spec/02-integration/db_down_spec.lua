@@ -1,6 +1,6 @@
 -- A host whose database cannot be reached: requests that need it answer 503 (code
 -- `unavailable`, Retry-After) within the pool timeout, and the host does not spin
--- retrying connections: attempts back off (core/src/prim_pg.c, connect_backoff), so the
+-- retrying connections: attempts back off (core/src/prim/pg/pool.c, th__pg_connect_backoff), so the
 -- process stays nearly idle while the event consumers and requests keep asking.
 local h = require "spec.helpers"
 

@@ -15,6 +15,11 @@ It also reports documented operations that no exchange exercised, among those of
 Validation uses jsonschema (Draft 2020-12, as OpenAPI 3.1) when installed, else a
 small built-in validator covering the keywords the document uses. Needs PyYAML.
 Prints one line per problem and exits 1 if there was any.
+
+Usage: python3 spec/support/openapi_check.py --schema NAME OPENAPI.yaml BODIES.json
+checks instead that each {"where", "raw", "content_type"} of BODIES.json is a JSON
+body of that Content-Type valid against components/schemas/NAME (the server's
+own errors, which answer on paths the document does not list).
 """
 import json
 import re
@@ -120,7 +125,34 @@ def template_regex(template):
     return re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
 
 
+def check_schema(name, doc_path, bodies_path):
+    with open(doc_path, encoding="utf-8") as f:
+        doc = yaml.safe_load(f)
+    with open(bodies_path, encoding="utf-8") as f:
+        bodies = json.load(f)
+    schema = {"$ref": f"#/components/schemas/{name}"}
+    problems = []
+    for ex in bodies:
+        where = ex["where"]
+        ctype = (ex.get("content_type") or "").split(";")[0].strip()
+        if ctype != "application/json":
+            problems.append(f"{where}: content-type {ctype!r}, not application/json")
+        try:
+            body = json.loads(ex.get("raw") or "")
+        except ValueError:
+            problems.append(f"{where}: body is not JSON: {(ex.get('raw') or '')[:80]!r}")
+            continue
+        problems += validate(doc, schema, body, f"{where}: body")
+    for p in problems:
+        print(p)
+    print(f"schema check ({name}): {len(bodies)} bodies, {len(problems)} problems"
+          f" (validator: {'jsonschema' if jsonschema else 'built-in'})")
+    return 1 if problems else 0
+
+
 def main(argv):
+    if len(argv) == 5 and argv[1] == "--schema":
+        return check_schema(argv[2], argv[3], argv[4])
     if len(argv) not in (3, 4):
         sys.stderr.write(__doc__)
         return 2

@@ -40,8 +40,8 @@ function M.preview(req)
     if v == "" then return nil end
     return v
   end
-  local rule, msg, part = input.rule(get("rule"), get("phrase"))
-  if not rule then return errors.invalid(part, msg) end
+  local rule, msg, code, part = input.rule(get("rule"), get("phrase"))
+  if not rule then return errors.invalid(part, msg, code) end
   local zone = get("tz") or "UTC"
   if not input.valid_zone(zone) then
     return errors.invalid("tz", "tz must be an IANA zone name like Europe/Paris (default UTC)")

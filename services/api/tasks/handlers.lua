@@ -91,7 +91,7 @@ local function set_completed(req, completed)
   if req.body and req.body:match("%S") then
     local body, st, b, h = guard.json_body(req)
     if body == nil then return st, b, h end
-    local fields, field, msg, code = schema.task_input(body, "patch")
+    local fields, msg, code, field = schema.task_input(body, "patch")
     if not fields then return errors.invalid(field, msg, code) end
     if next(fields) ~= nil then
       local k = next(fields)
