@@ -35,49 +35,52 @@ end
 --   the database checks it, see `needs_due`)
 -- @treturn[1] table clean reminders (`{at = s}` or `{before = s}` each)
 -- @treturn[2] nil
--- @treturn[2] string the field at fault (`reminders[2].before`)
 -- @treturn[2] string the message
--- @treturn[2] string a code (`reminder_needs_due` when an offset has no due time)
+-- @treturn[2] string a code: `invalid_field`, or `reminder_needs_due` when an offset has
+--   no due time
+-- @treturn[2] string the field at fault (`reminders[2].before`)
 function M.check(list, due)
-  if type(list) ~= "table" then return nil, "reminders", "reminders must be an array" end
+  if type(list) ~= "table" then return nil, "reminders must be an array", "invalid_field", "reminders" end
   local n = #list
   for k in pairs(list) do
     if math.type(k) ~= "integer" or k < 1 or k > n then
-      return nil, "reminders", "reminders must be an array of {\"at\": ...} or {\"before\": ...} objects"
+      return nil, "reminders must be an array of {\"at\": ...} or {\"before\": ...} objects", "invalid_field",
+        "reminders"
     end
   end
   if n > M.MAX then
-    return nil, "reminders", "a task may have at most " .. M.MAX .. " reminders (got " .. n .. ")"
+    return nil, "a task may have at most " .. M.MAX .. " reminders (got " .. n .. ")", "invalid_field", "reminders"
   end
   local out, seen = {}, {}
   for i, r in ipairs(list) do
     local where = "reminders[" .. i .. "]"
     if type(r) ~= "table" or #r > 0 then
-      return nil, where, where .. " must be an object {\"at\": RFC 3339} or {\"before\": ISO 8601 duration}"
+      return nil, where .. " must be an object {\"at\": RFC 3339} or {\"before\": ISO 8601 duration}",
+        "invalid_field", where
     end
     local clean, count = nil, 0
     for k, v in pairs(r) do
       if k == "at" then
         if not epoch_of(v) then
-          return nil, where .. ".at", where .. ".at must be an RFC 3339 instant with an offset, like "
-            .. "2026-05-01T09:00:00+02:00"
+          return nil, where .. ".at must be an RFC 3339 instant with an offset, like 2026-05-01T09:00:00+02:00",
+            "invalid_field", where .. ".at"
         end
         clean, count = { at = v }, count + 1
       elseif k == "before" then
         local d, why = duration.parse(v)
-        if not d then return nil, where .. ".before", where .. ".before " .. why end
+        if not d then return nil, where .. ".before " .. why, "invalid_field", where .. ".before" end
         if due ~= nil and type(due) ~= "string" then
-          return nil, where .. ".before", where .. ".before needs a due time: set due_at, or use {\"at\": ...}",
-            "reminder_needs_due"
+          return nil, where .. ".before needs a due time: set due_at, or use {\"at\": ...}",
+            "reminder_needs_due", where .. ".before"
         end
         clean, count = { before = v }, count + 1
       else
-        return nil, where, where .. " has an unknown field " .. require("web.errors").printable(k)
-          .. "; a reminder is {\"at\": RFC 3339} or {\"before\": ISO 8601 duration}"
+        return nil, where .. " has an unknown field " .. require("web.errors").printable(k)
+          .. "; a reminder is {\"at\": RFC 3339} or {\"before\": ISO 8601 duration}", "invalid_field", where
       end
     end
     if count ~= 1 then
-      return nil, where, where .. " must have exactly one of \"at\" or \"before\""
+      return nil, where .. " must have exactly one of \"at\" or \"before\"", "invalid_field", where
     end
     local key = M.key(clean)
     if not seen[key] then

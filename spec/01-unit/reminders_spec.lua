@@ -69,19 +69,21 @@ describe("reminders.check", function()
       { { a = 1 }, due, "reminders" },
     }
     for _, c in ipairs(cases) do
-      local out, field = reminders.check(c[1], c[2])
+      local out, msg, code, field = reminders.check(c[1], c[2])
       assert.is_nil(out)
+      assert.are.equal("string", type(msg))
+      assert.are.equal("invalid_field", code)
       assert.are.equal(c[3], field)
     end
     local list = {}
     for i = 1, 11 do list[i] = { before = "PT" .. i .. "M" } end
-    local _, field, msg = reminders.check(list, due)
+    local _, msg, _, field = reminders.check(list, due)
     assert.are.equal("reminders", field)
     assert.truthy(msg:find("at most 10", 1, true))
   end)
 
   it("refuses an offset without a due time, and leaves it to the caller when unknown", function()
-    local _, field, _, code = reminders.check({ { before = "PT5M" } }, json.null)
+    local _, _, code, field = reminders.check({ { before = "PT5M" } }, json.null)
     assert.are.equal("reminders[1].before", field)
     assert.are.equal("reminder_needs_due", code)
     assert.truthy(reminders.check({ { before = "PT5M" } }, nil))
