@@ -1,7 +1,7 @@
 # todo-host: the two commands first.
 #   make run    everything up on this machine (PostgreSQL under .data/, all bundles on :8080)
 #   make test   C tests, Lua specs against a real PostgreSQL, then the same under ASan+UBSan
-.PHONY: run test build build-asan test-fast test-asan bench lint format clean bootstrap
+.PHONY: run test build build-asan test-fast test-asan bench lint format clean bootstrap check-deploy eval-chat
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
@@ -39,6 +39,10 @@ test-asan: bootstrap build-asan
 bench: bootstrap build
 	@scripts/bench $(BUILD)
 
+# The chat assistant's evaluation set: accuracy per intent and every failure.
+eval-chat: build
+	@$(BUILD)/todo-host script spec/chat/eval_report.lua
+
 # Every C file of core/ (every folder of core/src, however deep).
 C_FILES = $(shell find core/src core/tests -name '*.[ch]' | sort)
 
@@ -52,3 +56,7 @@ format:
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)
+
+# The image, the Helm chart and the workflows only (also part of make test).
+check-deploy: bootstrap build
+	@scripts/check-image $(BUILD)/todo-host && scripts/check-deploy

@@ -1,0 +1,275 @@
+-- The Helm chart charts/todo-chatbot as rendered by the real helm (pinned by
+-- scripts/install-deploy-tools): the properties a deploy relies on, asserted on
+-- the objects `helm template` produces with the default and the DOKS values.
+-- scripts/check-deploy validates the same output against the Kubernetes and Dapr
+-- schemas; this spec checks what a schema cannot: zero-downtime settings,
+-- security settings, Dapr wiring, and that no secret value is rendered.
+local h = require "spec.helpers"
+local json = require "json"
+
+local CHART = "charts/todo-chatbot"
+local SERVICES = { "api", "recurring-task", "notification", "websocket", "chat" }
+
+local function tools_dir()
+  local out, ok = h.sh("scripts/install-deploy-tools")
+  assert(ok, "scripts/install-deploy-tools failed (this spec needs helm):\n" .. out)
+  return out:match("([^\n]+)$")
+end
+
+-- YAML (one file, several documents) -> a Lua list, through python3-yaml.
+local function yaml_docs(cmd)
+  local out, ok = h.sh(cmd .. " | python3 -c " .. h.sh_quote(
+    "import json, sys, yaml; print(json.dumps([d for d in yaml.safe_load_all(sys.stdin) if d]))"))
+  assert(ok, "failed: " .. cmd .. "\n" .. out)
+  return json.decode(out), out
+end
+
+local function render(dir, args)
+  return yaml_docs(h.sh_quote(dir .. "/helm") .. " template todo " .. CHART ..
+    " --namespace todo --kube-version 1.30.0 " .. (args or ""))
+end
+
+local function of_kind(objs, kind)
+  local r = {}
+  for _, o in ipairs(objs) do if o.kind == kind then r[#r + 1] = o end end
+  return r
+end
+
+local function named(objs, kind, name)
+  for _, o in ipairs(objs) do
+    if o.kind == kind and o.metadata.name == name then return o end
+  end
+end
+
+local function env_of(container)
+  local e = {}
+  for _, v in ipairs(container.env or {}) do e[v.name] = v end
+  return e
+end
+
+local function meta_of(component)
+  local m = {}
+  for _, item in ipairs(component.spec.metadata) do m[item.name] = item end
+  return m
+end
+
+-- Every container of a pod template, init containers included.
+local function containers(pod)
+  local r = {}
+  for _, c in ipairs(pod.spec.containers) do r[#r + 1] = c end
+  for _, c in ipairs(pod.spec.initContainers or {}) do r[#r + 1] = c end
+  return r
+end
+
+describe("Helm chart charts/todo-chatbot", function()
+  local dir, default, doks, default_text, doks_text
+
+  lazy_setup(function()
+    dir = tools_dir()
+    default, default_text = render(dir)
+    doks, doks_text = render(dir, "-f " .. CHART .. "/values-doks.yaml --set image.tag=abc123")
+  end)
+
+  it("runs one Deployment per service from the one image, each with its own Dapr app-id", function()
+    local ids, images = {}, {}
+    for _, name in ipairs(SERVICES) do
+      local d = named(default, "Deployment", "todo-todo-chatbot-" .. name)
+      assert.is_truthy(d, "no Deployment for " .. name)
+      local ann = d.spec.template.metadata.annotations
+      assert.are.equal("true", ann["dapr.io/enabled"])
+      assert.are.equal(name, ann["dapr.io/app-id"])
+      assert.are.equal("8080", ann["dapr.io/app-port"])
+      assert.are.equal("todo-todo-chatbot", ann["dapr.io/config"])
+      assert.is_nil(ids[name], "app-id used twice: " .. name)
+      ids[name] = true
+      local c = d.spec.template.spec.containers[1]
+      assert.are.same({ "run", "services/" .. name }, c.args)
+      images[c.image] = true
+      assert.are.equal("dapr", env_of(c).BUS.value)
+    end
+    local n = 0
+    for _ in pairs(images) do n = n + 1 end
+    assert.are.equal(1, n, "the services must share one image")
+    assert.are.equal(#SERVICES, #of_kind(default, "Deployment"))
+  end)
+
+  it("rolls out without downtime: probes, maxUnavailable 0, preStop pause, grace above the drain", function()
+    for _, objs in ipairs { default, doks } do
+      for _, d in ipairs(of_kind(objs, "Deployment")) do
+        local name = d.metadata.name
+        assert.are.equal(0, d.spec.strategy.rollingUpdate.maxUnavailable, name)
+        local pod = d.spec.template
+        local c = pod.spec.containers[1]
+        assert.is_truthy(c.readinessProbe and c.readinessProbe.httpGet, name .. ": readiness probe")
+        assert.is_truthy(c.livenessProbe and c.livenessProbe.httpGet, name .. ": liveness probe")
+        local pause = c.lifecycle.preStop.sleep.seconds
+        assert.is_true(pause >= 1, name .. ": preStop pause")
+        local grace = pod.spec.terminationGracePeriodSeconds
+        if not name:match("frontend$") then
+          assert.are.equal("/readyz", c.readinessProbe.httpGet.path, name)
+          assert.are.equal("/healthz", c.livenessProbe.httpGet.path, name)
+          local drain_ms = tonumber(env_of(c).DRAIN_TIMEOUT_MS.value)
+          assert.is_true(grace > pause + drain_ms / 1000, name .. ": grace " .. grace .. " s must exceed the drain")
+          local ann = pod.metadata.annotations
+          local block = tonumber(ann["dapr.io/block-shutdown-duration"]:match("^(%d+)s$"))
+          assert.is_true(grace >= block + tonumber(ann["dapr.io/graceful-shutdown-seconds"]), name)
+          assert.is_true(block >= pause, name .. ": daprd publishes while the app drains")
+        end
+      end
+    end
+  end)
+
+  it("has a PodDisruptionBudget for every Deployment and autoscalers for api and websocket only", function()
+    for _, d in ipairs(of_kind(doks, "Deployment")) do
+      local pdb = named(doks, "PodDisruptionBudget", d.metadata.name)
+      assert.is_truthy(pdb, "no PDB for " .. d.metadata.name)
+      assert.are.same(d.spec.selector.matchLabels, pdb.spec.selector.matchLabels)
+    end
+    local scaled = {}
+    for _, hpa in ipairs(of_kind(default, "HorizontalPodAutoscaler")) do
+      scaled[#scaled + 1] = hpa.spec.scaleTargetRef.name
+      local d = named(default, "Deployment", hpa.spec.scaleTargetRef.name)
+      assert.is_nil(d.spec.replicas, "the HPA owns the replica count of " .. d.metadata.name)
+    end
+    table.sort(scaled)
+    assert.are.same({ "todo-todo-chatbot-api", "todo-todo-chatbot-websocket" }, scaled)
+  end)
+
+  it("runs every container non-root, read-only, without capabilities, under seccomp", function()
+    local checked = 0
+    for _, objs in ipairs { default, doks } do
+      for _, o in ipairs(objs) do
+        local pod = (o.kind == "Deployment" or o.kind == "Job") and o.spec.template
+        if pod then
+          local psc = pod.spec.securityContext
+          assert.is_true(psc.runAsNonRoot, o.metadata.name)
+          assert.is_true(psc.runAsUser > 0, o.metadata.name)
+          assert.are.equal("RuntimeDefault", psc.seccompProfile.type, o.metadata.name)
+          for _, c in ipairs(containers(pod)) do
+            local sc = c.securityContext
+            assert.is_true(sc.readOnlyRootFilesystem, o.metadata.name)
+            assert.is_false(sc.allowPrivilegeEscalation, o.metadata.name)
+            assert.are.same({ "ALL" }, sc.capabilities.drop, o.metadata.name)
+            assert.is_nil(sc.capabilities.add, o.metadata.name)
+            checked = checked + 1
+          end
+        end
+      end
+    end
+    assert.is_true(checked >= 13, "checked only " .. checked .. " containers")
+  end)
+
+  it("renders no secret value: no Secret objects, sensitive variables only from Secrets", function()
+    for _, pair in ipairs { { default, default_text }, { doks, doks_text } } do
+      local objs, text = pair[1], pair[2]
+      assert.are.equal(0, #of_kind(objs, "Secret"))
+      assert.is_nil(text:find("postgres(ql)?://"), "a database URL in the output")
+      for _, o in ipairs(objs) do
+        local pod = (o.kind == "Deployment" or o.kind == "Job") and o.spec.template
+        for _, c in ipairs(pod and containers(pod) or {}) do
+          for _, v in ipairs(c.env or {}) do
+            if v.name:match("URL$") and v.name ~= "AUTH_JWKS_URL" and v.name ~= "BETTER_AUTH_URL"
+              or v.name:match("TOKEN") or v.name:match("SECRET") or v.name:match("PASSWORD") then
+              assert.is_nil(v.value, o.metadata.name .. ": " .. v.name .. " has a literal value")
+              assert.is_truthy(v.valueFrom and v.valueFrom.secretKeyRef, o.metadata.name .. ": " .. v.name)
+            end
+          end
+        end
+      end
+      for _, comp in ipairs(of_kind(objs, "Component")) do
+        for _, item in ipairs(comp.spec.metadata) do
+          if item.name:match("[Pp]assword") or item.name:match("[Uu]sername") or item.name == "brokers" then
+            assert.is_nil(item.value, comp.metadata.name .. "." .. item.name)
+            assert.is_truthy(item.secretKeyRef, comp.metadata.name .. "." .. item.name)
+          end
+        end
+      end
+    end
+  end)
+
+  it("templates dapr/cluster's components: work groups per app-id, one group per pod for broadcast", function()
+    local pubsub = named(default, "Component", "pubsub")
+    local broadcast = named(default, "Component", "pubsub-broadcast")
+    local m, b = meta_of(pubsub), meta_of(broadcast)
+    assert.is_nil(m.consumerID, "pubsub: the group must be the app-id")
+    assert.is_nil(m.consumerGroup)
+    assert.are.equal("{podName}", b.consumerID.value)
+    assert.is_nil(b.consumerGroup, "consumerGroup would override consumerID: replicas would share a group")
+    assert.are.same({ "websocket" }, broadcast.scopes)
+    assert.are.equal("false", m.disableTls.value)
+    for _, c in ipairs { m, b } do assert.is_truthy(c.saslMechanism.value:match("^SHA%-%d+$")) end
+    -- The same settings as the committed dapr/cluster files (the chart only adds TLS, scopes, labels).
+    local cluster = {}
+    for _, f in ipairs { "pubsub", "pubsub-broadcast", "resiliency" } do
+      cluster[f] = yaml_docs("cat dapr/cluster/" .. f .. ".yaml")[1]
+    end
+    for name, comp in pairs { pubsub = pubsub, ["pubsub-broadcast"] = broadcast } do
+      local want = cluster[name]
+      assert.are.equal(want.spec.type, comp.spec.type)
+      assert.are.same(want.auth, comp.auth)
+      local got = meta_of(comp)
+      for _, item in ipairs(want.spec.metadata) do
+        assert.are.same(item, got[item.name], name .. "." .. item.name .. " differs from dapr/cluster")
+      end
+    end
+    local res = named(default, "Resiliency", "pubsub-resiliency")
+    assert.are.same(cluster.resiliency.spec, res.spec)
+  end)
+
+  it("has a secret store, a Configuration with tracing, and migrations as a pre-install/pre-upgrade hook", function()
+    local store = named(default, "Component", "secretstore")
+    assert.are.equal("secretstores.kubernetes", store.spec.type)
+    local conf = named(default, "Configuration", "todo-todo-chatbot")
+    assert.is_truthy(tonumber(conf.spec.tracing.samplingRate))
+    local job = of_kind(default, "Job")[1]
+    assert.are.equal("pre-install,pre-upgrade", job.metadata.annotations["helm.sh/hook"])
+    local c = job.spec.template.spec.containers[1]
+    assert.are.equal("migrate", c.args[1])
+    assert.are.equal("services/api", c.args[2])
+    assert.are.equal("false", job.spec.template.metadata.annotations["dapr.io/enabled"])
+    assert.is_truthy(env_of(c).DATABASE_URL.valueFrom.secretKeyRef)
+  end)
+
+  it("routes /api, /mcp, /ws and / through ingress-nginx, /ws with long timeouts", function()
+    local routes, timeouts = {}, {}
+    for _, ing in ipairs(of_kind(doks, "Ingress")) do
+      for _, p in ipairs(ing.spec.rules[1].http.paths) do
+        routes[p.path] = p.backend.service.name
+        timeouts[p.path] = tonumber(ing.metadata.annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"])
+      end
+      assert.are.equal("nginx", ing.spec.ingressClassName)
+    end
+    assert.are.equal("todo-todo-chatbot-api", routes["/api"])
+    assert.are.equal("todo-todo-chatbot-chat", routes["/api/chat"])
+    assert.are.equal("todo-todo-chatbot-chat", routes["/mcp"])
+    assert.are.equal("todo-todo-chatbot-websocket", routes["/ws"])
+    assert.are.equal("todo-todo-chatbot-frontend", routes["/"])
+    assert.are.equal("todo-todo-chatbot-frontend", routes["/api/auth"])
+    assert.is_true(timeouts["/ws"] >= 3600)
+    -- In the cluster only the site's own origin may open a WebSocket.
+    local ws = named(doks, "Deployment", "todo-todo-chatbot-websocket").spec.template.spec.containers[1]
+    assert.matches("^https://", env_of(ws).WS_ALLOWED_ORIGINS.value)
+    assert.is_nil(timeouts["/api"], "REST keeps the controller's short timeouts")
+  end)
+
+  it("labels every object with app.kubernetes.io/* and denies release traffic by default", function()
+    for _, o in ipairs(doks) do
+      local l = o.metadata.labels
+      for _, k in ipairs { "name", "instance", "version", "component", "managed-by", "part-of" } do
+        assert.is_truthy(l["app.kubernetes.io/" .. k], o.kind .. " " .. o.metadata.name .. " lacks " .. k)
+      end
+    end
+    local deny = named(doks, "NetworkPolicy", "todo-todo-chatbot-default-deny")
+    assert.are.same({ "Ingress", "Egress" }, deny.spec.policyTypes)
+    assert.is_nil(deny.spec.ingress)
+    assert.is_nil(deny.spec.egress)
+    -- Only the services with public paths accept the ingress controller.
+    local from_ingress = {}
+    for _, np in ipairs(of_kind(doks, "NetworkPolicy")) do
+      local svc = np.metadata.name:match("^todo%-todo%-chatbot%-(.+)%-from%-ingress$")
+      if svc then from_ingress[#from_ingress + 1] = svc end
+    end
+    table.sort(from_ingress)
+    assert.are.same({ "api", "chat", "websocket" }, from_ingress)
+  end)
+end)
