@@ -1,7 +1,7 @@
 # todo-host: the two commands first.
 #   make run    everything up on this machine (PostgreSQL under .data/, all bundles on :8080)
 #   make test   C tests, Lua specs against a real PostgreSQL, then the same under ASan+UBSan
-.PHONY: run test build build-asan test-fast test-asan bench bench-ws lint format clean bootstrap check-deploy eval-chat
+.PHONY: run test build build-asan test-fast test-asan test-frontend bench bench-ws lint format clean bootstrap check-deploy eval-chat
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
@@ -36,6 +36,10 @@ test-fast: bootstrap build
 test-asan: bootstrap build-asan
 	@scripts/test $(BUILD_ASAN)
 
+# The web front end alone: tsc, eslint, Vitest, next build, the browser tests.
+test-frontend: bootstrap build
+	@TODO_HOST=$(CURDIR)/$(BUILD)/todo-host scripts/test-frontend
+
 bench: bootstrap build
 	@scripts/bench $(BUILD)
 
@@ -54,6 +58,7 @@ lint:
 	luacheck -q core/lua lua services spec bench
 	clang-format --dry-run --Werror $(C_FILES)
 	scripts/check-layers build
+	@if [ -d frontend/node_modules ]; then cd frontend && npx tsc --noEmit && npx eslint --max-warnings=0 .; fi
 
 format:
 	clang-format -i $(C_FILES)
