@@ -89,6 +89,10 @@ describe("authorization matrix", function()
       q("select coalesce(json_agg(c order by c.id)::text, '[]') from chat_conversations c where user_id = " .. u),
       q("select count(*) from chat_messages m join chat_conversations c on c.id = m.conversation_id"
         .. " where c.user_id = " .. u),
+      q("select coalesce(json_agg(n order by n.id)::text, '[]') from notifications n where user_id = " .. u),
+      q("select coalesce(json_agg(r order by r.id)::text, '[]') from reminder_schedule r where user_id = " .. u),
+      q("select coalesce(json_agg(c)::text, '[]') from notification_channels c where user_id = " .. u),
+      q("select count(*) from notification_deliveries where user_id = " .. u),
     }, "\n")
   end
 
@@ -102,7 +106,7 @@ describe("authorization matrix", function()
     local url = h.new_database()
     local with_password = url:gsub("^(postgresql://[^:@/]+)@", "%1:" .. DB_PASSWORD .. "@")
     assert(with_password ~= url, "unexpected database URL shape: " .. url)
-    host = h.start { bundles = { "services/api", "services/chat", "services/websocket" },
+    host = h.start { bundles = { "services/api", "services/chat", "services/websocket", "services/notification" },
       database_url = with_password, env = { AUTH_ISSUER = ISS, AUTH_AUDIENCE = AUD,
         API_CURSOR_SECRET = CURSOR_SECRET, LOG_LEVEL = "debug" } }
     db = h.psql_session(host.database_url)
@@ -122,6 +126,26 @@ describe("authorization matrix", function()
     s, chat = req("POST", "/api/chat", tok(A), { message = "add alpha secret call mom" })
     assert.are.equal(200, s, json.encode(chat))
     fx.conversation = chat.conversation_id
+    -- two reminders that fire now: two notifications of alice's, then her webhook (set after
+    -- they fired: no delivery is attempted to it)
+    local soon = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + 2)
+    fx.reminded = create(A, { title = "alpha secret reminder", due_at = "2030-01-01T09:00:00Z",
+      reminders = { { at = soon }, { at = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + 3) } } })
+    local notes = h.eventually(function()
+      local _, b = req("GET", "/api/notifications", tok(A))
+      return #b.items >= 2 and b.items
+    end, 15)
+    assert.is_truthy(notes, "alice's reminders did not fire")
+    fx.notification = notes[1].id
+    local page2
+    s, page2 = req("GET", "/api/notifications?limit=1", tok(A))
+    assert.are.equal(200, s)
+    fx.notification_cursor = assert(page2.next_cursor)
+    local settings
+    s, settings = req("PUT", "/api/notification-settings", tok(A),
+      { webhook_url = "https://alpha-secret-hook.example.com/alice" })
+    assert.are.equal(201, s, json.encode(settings))
+    fx.webhook_secret = assert(settings.webhook_secret)
     -- bob has a task of his own, for the mixed-ownership cases
     fx.bobs = create(B, { title = "bob's own" })
     -- the task events reach ws_events through the bus: wait until the log holds them
@@ -137,8 +161,10 @@ describe("authorization matrix", function()
 
   --- Run `fn` (bob's attempts) and assert alice's database state is exactly as before.
   local function settled()
-    return q("select count(*) from bus_outbox o where topic = 'task-events' and seq > coalesce((select seq"
-      .. " from bus_cursors c where c.grp = 'history' and c.topic = o.topic and c.part = o.part), 0)") == "0"
+    -- every consumer group of task-events (history, the reminder schedule) has caught up
+    return q("select count(*) from bus_outbox o, (values ('history'), ('notification')) g(grp)"
+      .. " where o.topic = 'task-events' and o.seq > coalesce((select seq from bus_cursors c"
+      .. " where c.grp = g.grp and c.topic = o.topic and c.part = o.part), 0)") == "0"
   end
 
   --- The snapshot once the history consumer has caught up (it writes task_history later).
@@ -162,13 +188,17 @@ describe("authorization matrix", function()
   --- Assert that an answer to bob holds nothing of alice's: no title, no tag, no id
   -- (unless bob named the ids himself: `echo_ok`, an error message may quote them).
   local function leaks_nothing(raw, what, echo_ok)
-    for _, k in ipairs { "task", "other", "done" } do
+    for _, k in ipairs { "task", "other", "done", "reminded" } do
       assert.is_nil(raw:find(fx[k].title, 1, true), what .. " leaked alice's title: " .. raw)
       if not echo_ok then
         assert.is_nil(raw:find(fx[k].id, 1, true), what .. " leaked an id of alice: " .. raw)
       end
     end
     assert.is_nil(raw:find("alphatag", 1, true), what .. " leaked alice's tag: " .. raw)
+    assert.is_nil(raw:find("alpha-secret-hook", 1, true), what .. " leaked alice's webhook: " .. raw)
+    if fx.notification and not echo_ok then
+      assert.is_nil(raw:find(fx.notification, 1, true), what .. " leaked alice's notification: " .. raw)
+    end
   end
 
   local function id_path(p, id) return (p:gsub(":id", id)) end
@@ -351,6 +381,79 @@ describe("authorization matrix", function()
     ["GET /mcp"] = { owner = function() return {}, 405 end, other = false },
     ["DELETE /mcp"] = { owner = function() return {}, 405 end, other = false },
     ["GET /ws"] = { ws = true }, -- the handshake and resume: below
+    ["GET /api/notifications"] = {
+      owner = function() return {}, 200 end,
+      other = function(p)
+        for _, query in ipairs { "", "?unread=true", "?unread=false", "?limit=200" } do
+          local s, b, _, raw = req("GET", p .. query, tok(B))
+          assert.are.equal(200, s, raw)
+          assert.are.same({}, b.items)
+          leaks_nothing(raw, "notifications" .. query)
+        end
+        local s, b = req("GET", p .. "?limit=1&cursor=" .. fx.notification_cursor, tok(B))
+        assert.are.equal(422, s, json.encode(b))
+        assert.are.equal("invalid_cursor", b.error.code)
+      end,
+    },
+    ["GET /api/notifications/unread-count"] = {
+      owner = function() return {}, 200 end,
+      other = function(p)
+        local s, b = req("GET", p, tok(B))
+        assert.are.equal(200, s)
+        assert.are.equal(0, b.unread)
+      end,
+    },
+    ["POST /api/notifications/read-all"] = {
+      owner = function() return {}, 200 end,
+      other = function(p)
+        local s, b = req("POST", p, tok(B))
+        assert.are.equal(200, s, json.encode(b))
+        assert.are.same({ 0, 0 }, { b.marked_read, b.unread })
+      end,
+    },
+    ["POST /api/notifications/:id/read"] = {
+      owner = function(p) return { path = id_path(p, fx.notification) }, 200 end,
+      other = function(p) refuses_404("read notification", req("POST", id_path(p, fx.notification), tok(B))) end,
+    },
+    ["GET /api/notification-settings"] = {
+      owner = function() return {}, 200 end,
+      other = function(p)
+        local s, b, _, raw = req("GET", p, tok(B))
+        assert.are.equal(200, s)
+        assert.are.equal(json.null, b.webhook_url)
+        leaks_nothing(raw, "notification settings")
+      end,
+    },
+    ["PUT /api/notification-settings"] = {
+      owner = function()
+        return { body = { webhook_url = "https://alpha-secret-hook.example.com/alice2" } }, 200
+      end,
+      other = function(p)
+        local s, b, _, raw = req("PUT", p, tok(B), { webhook_url = "https://bob-hook.example.com/x" })
+        assert.is_true(s == 200 or s == 201, raw)
+        leaks_nothing(raw, "bob's settings")
+        assert.are_not.equal(fx.webhook_secret, b.webhook_secret)
+        s, _, raw = req("PUT", p, tok(B), { webhook_url = "https://bob-hook.example.com/x", user_id = A })
+        assert.are.equal(422, s, raw)
+        s, _, raw = req("PUT", p, tok(B), { webhook_url = json.null })
+        assert.are.equal(200, s, raw)
+      end,
+    },
+    ["GET /api/notification-settings/deliveries"] = {
+      owner = function() return {}, 200 end,
+      other = function(p)
+        local s, b, _, raw = req("GET", p, tok(B))
+        assert.are.equal(200, s, raw)
+        assert.are.same({}, b.items)
+        leaks_nothing(raw, "deliveries")
+      end,
+    },
+    ["POST /api/tasks/:id/snooze"] = {
+      owner = function(p) return { path = id_path(p, fx.reminded.id), body = { ["for"] = "PT10M" } }, 200 end,
+      other = function(p)
+        refuses_404("snooze", req("POST", id_path(p, fx.reminded.id), tok(B), { ["for"] = "PT10M" }))
+      end,
+    },
   }
 
   it("has a case for every route of the manifests and of the OpenAPI contract", function()
@@ -421,7 +524,7 @@ describe("authorization matrix", function()
         complete_task = { id = id }, reopen_task = { id = fx.done.id }, delete_task = { id = id },
         update_task = { id = id, title = "owned by bob" },
         reschedule_tasks = { ids = { fx.bobs.id, id }, due_at = "2031-01-01T09:00:00Z" },
-        snooze_reminder = { id = id, ["for"] = "PT10M" },
+        snooze_reminder = { id = fx.reminded.id, ["for"] = "PT10M" },
       }
       local listed = {}
       local s, tools = req("POST", "/mcp", tok(B), { jsonrpc = "2.0", id = 0, method = "tools/list" },
@@ -524,7 +627,9 @@ describe("authorization matrix", function()
       absent(t, "a bearer token")
       absent(t:match("[^.]+$"), "a token's signature")
     end
-    for _, secret in ipairs { h.dev_secret, DB_PASSWORD, CURSOR_SECRET } do absent(secret, "a secret") end
+    for _, secret in ipairs { h.dev_secret, DB_PASSWORD, CURSOR_SECRET, fx.webhook_secret } do
+      absent(secret, "a secret")
+    end
     -- anything shaped like a JWT (base64url JSON header, payload, signature), ours or not
     local jwt_at = log:find("eyJ[%w_-]+%.eyJ[%w_-]*%.?[%w_-]*")
     assert.is_nil(jwt_at, "a JWT in the log: " .. (jwt_at and log:sub(math.max(1, jwt_at - 300), jwt_at + 200) or ""))
