@@ -3,7 +3,9 @@
  * Owns the listening socket and every connection (th_conn). A connection parses
  * with llhttp and handles one request at a time: the parser pauses after each
  * message, the request is dispatched, and parsing resumes after the response is
- * queued, so pipelined responses leave in order. Limits answer with their own
+ * queued, so pipelined responses leave in order. Past MAX_PENDING_OUTPUT_BYTES
+ * of unsent answers a connection is neither read nor parsed until it drains
+ * (backpressure). Limits answer with their own
  * status: 431 (headers), 413 (body), 400 (malformed), 408 (slow headers or
  * body), 503 (connection cap). A th_conn is freed in the close callback of its
  * last handle, and never while a handler still runs for it (refs).
@@ -291,11 +293,24 @@ static int on_message_complete(llhttp_t *p) {
 
 /* ---- writing ----------------------------------------------------------- */
 
+/* Unsent response bytes of c over th_cfg.max_pending_output: the connection is
+ * neither read nor parsed until the client takes its answers (backpressure). */
+static int output_blocked(th_conn *c) {
+  return uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > th_cfg.max_pending_output;
+}
+
 static void on_written(uv_write_t *w, int status) {
   write_req *wr = (write_req *)w;
   th_conn *c = wr->conn;
-  if (status < 0 || wr->close_after) conn_close(c);
+  int close = status < 0 || wr->close_after;
   free(wr);
+  if (close) {
+    conn_close(c);
+    return;
+  }
+  /* Drained below the bound: go on with what is buffered, then read again. */
+  if (c->phase != C_CLOSING && c->phase != C_HANDLING && !c->parsing && !output_blocked(c))
+    conn_continue(c);
 }
 
 /* Queue bytes; uv_try_write first so that the common small response needs no
@@ -514,7 +529,8 @@ int th_conn_closed(th_conn *c) { return c->phase == C_CLOSING; }
 /* Parse what is buffered; stops after one complete request (paused). */
 static void conn_continue(th_conn *c) {
   c->parsing = 1;
-  while (c->phase != C_HANDLING && c->phase != C_CLOSING && c->in_off < c->in.len) {
+  while (c->phase != C_HANDLING && c->phase != C_CLOSING && c->in_off < c->in.len &&
+         !output_blocked(c)) {
     const char *start = c->in.data + c->in_off;
     size_t len = c->in.len - c->in_off;
     llhttp_errno_t err = llhttp_execute(&c->parser, start, len);
@@ -587,11 +603,12 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     conn_start_reading(c);
 }
 
-/* Stop reading while a request is being handled and enough is buffered, so a
- * client cannot make us buffer without bound. */
+/* Stop reading while a request is being handled and enough is buffered, or
+ * while the client leaves too many answers unread, so a client cannot make us
+ * buffer without bound in either direction. */
 static void conn_start_reading(th_conn *c) {
   int want =
-      c->phase != C_CLOSING &&
+      c->phase != C_CLOSING && !output_blocked(c) &&
       !(c->phase == C_HANDLING && c->in.len - c->in_off > th_cfg.max_header + th_cfg.max_body);
   if (want && !c->reading) {
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -604,6 +621,10 @@ static void conn_start_reading(th_conn *c) {
 
 static void on_timeout(uv_timer_t *t) {
   th_conn *c = t->data;
+  if (output_blocked(c)) {
+    conn_close(c); /* it does not read its answers: a 408 would not reach it either */
+    return;
+  }
   if (c->phase == C_HEAD || c->phase == C_BODY) {
     if (!c->req.method) c->req.method = "-";
     c->error_status = 408;
