@@ -94,6 +94,15 @@ void th_push_urldecoded(lua_State *L, const char *s, size_t n, int plus_as_space
 /* Run a matched route's handler for conn's current request. */
 void th_http_dispatch(th_conn *conn, th_request *req, const th_route *route);
 
+/* ---- RFC 9112 checks llhttp 8.1 leaves to the host (strict.c) ----------- */
+
+/* The status a parsed request head must be refused with (400, 417, 501, 505),
+ * with *msg saying why, or 0. *expect_continue: the client waits for a 100. */
+int th__http_check_head(const th_request *r, int major, int minor, int version_seen,
+                        int *expect_continue, const char **msg);
+/* An absolute-form target (http://host/path?q) becomes its origin form. */
+void th__http_absolute_form(th_buf *url);
+
 /* ---- server lifecycle (server.c) ----------------------------------------- */
 
 int th_server_listen(const char *host, int port, int reuseport);

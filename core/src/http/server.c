@@ -39,11 +39,17 @@ struct th_conn {
   conn_phase phase;
   int refs; /* tcp + timer + a running handler */
   int reading;
-  int error_status;   /* set by a callback that stops the parser */
-  int last_was_value; /* header callbacks: value seen since the last field */
-  int parsing;        /* inside conn_continue */
+  int error_status;           /* set by a callback that stops the parser */
+  int last_was_value;         /* header callbacks: value seen since the last field */
+  int parsing;                /* inside conn_continue */
+  int version_seen;           /* the request line named a version (else HTTP/0.9) */
+  int value_done;             /* header callbacks: the last value is complete */
+  const char *error_msg;      /* why error_status, when a check of strict.c said */
+  const char *exec_start;     /* what the running llhttp_execute was given */
+  const char *value_span_end; /* end of the current header value's last span */
   size_t header_bytes;
-  th_list link; /* in `conns`: live connections, for draining */
+  size_t chunk_ext_bytes; /* chunk extensions count against MAX_BODY_BYTES */
+  th_list link;           /* in `conns`: live connections, for draining */
 };
 
 typedef struct write_req {
@@ -96,6 +102,7 @@ static const char *status_text(int status) {
   case 410: return "Gone";
   case 412: return "Precondition Failed";
   case 413: return "Content Too Large";
+  case 417: return "Expectation Failed";
   case 415: return "Unsupported Media Type";
   case 422: return "Unprocessable Content";
   case 428: return "Precondition Required";
@@ -106,6 +113,7 @@ static const char *status_text(int status) {
   case 502: return "Bad Gateway";
   case 503: return "Service Unavailable";
   case 504: return "Gateway Timeout";
+  case 505: return "HTTP Version Not Supported";
   default: return "Status";
   }
 }
@@ -176,6 +184,7 @@ static void request_reset(th_request *r) {
 }
 
 static void set_timer(th_conn *c, int ms);
+static void conn_write(th_conn *c, const char *data, size_t len, int close_after);
 
 /* ---- llhttp callbacks -------------------------------------------------- */
 
@@ -193,6 +202,11 @@ static int on_message_begin(llhttp_t *p) {
   th_conn *c = p->data;
   request_reset(&c->req);
   c->header_bytes = 0;
+  c->chunk_ext_bytes = 0;
+  c->error_msg = NULL;
+  c->version_seen = 0;
+  c->value_done = 0;
+  c->value_span_end = NULL;
   c->last_was_value = 1;
   c->req.start_ns = uv_hrtime();
   if (c->phase == C_IDLE) {
@@ -209,10 +223,17 @@ static int on_url(llhttp_t *p, const char *at, size_t n) {
   return 0;
 }
 
+static int on_version_complete(llhttp_t *p) {
+  ((th_conn *)p->data)->version_seen = 1;
+  return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t n) {
   th_conn *c = p->data;
   th_request *r = &c->req;
   if (count_header_bytes(c, n + 4)) return -1;
+  c->value_done = 0;
+  c->value_span_end = NULL;
   if (c->last_was_value) {
     if (r->nheaders == r->cap_headers) {
       r->cap_headers = r->cap_headers ? r->cap_headers * 2 : 16;
@@ -241,7 +262,19 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n) {
   th_conn *c = p->data;
   th_request *r = &c->req;
   if (count_header_bytes(c, n)) return -1;
+  if (r->nheaders == 0 || c->value_done) { /* a value without a name (": v") */
+    c->error_msg = "a header has an empty name";
+    return fail(c, 400);
+  }
   th_header *h = &r->headers[r->nheaders - 1];
+  /* llhttp 8.1 joins an obs-fold continuation line to the value as a second
+   * span; spans of one value are otherwise contiguous, or the second starts a
+   * new llhttp_execute. RFC 9112 5.2: reject the fold. */
+  if (c->last_was_value && c->value_span_end && at != c->value_span_end && at != c->exec_start) {
+    c->error_msg = "obsolete line folding is not accepted";
+    return fail(c, 400);
+  }
+  c->value_span_end = at + n;
   if (!c->last_was_value) {
     th_buf_add(&r->hbuf, "", 1); /* NUL after the name */
     h->value_off = r->hbuf.len;
@@ -255,6 +288,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n) {
 static int on_header_value_complete(llhttp_t *p) {
   th_conn *c = p->data;
   th_buf_add(&c->req.hbuf, "", 1); /* NUL after the value */
+  c->value_done = 1;
+  c->value_span_end = NULL;
   return 0;
 }
 
@@ -266,6 +301,16 @@ static int on_headers_complete(llhttp_t *p) {
     if (r->headers[i].value_off == 0)
       r->headers[i].value_off = r->headers[i].name_off + r->headers[i].name_len;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > th_cfg.max_body) return fail(c, 413);
+  int expect_continue = 0;
+  int refuse = th__http_check_head(r, p->http_major, p->http_minor, c->version_seen,
+                                   &expect_continue, &c->error_msg);
+  if (refuse) return fail(c, refuse);
+  th__http_absolute_form(&r->url);
+  if (expect_continue && (p->content_length > 0 || (p->flags & F_CHUNKED))) {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    conn_write(c, cont, sizeof cont - 1, 0);
+    if (c->phase == C_CLOSING) return -1; /* the write failed: the connection is gone */
+  }
   r->method = llhttp_method_name((llhttp_method_t)p->method);
   r->method_id = (int)p->method;
   r->head = p->method == HTTP_HEAD;
@@ -278,9 +323,16 @@ static int on_headers_complete(llhttp_t *p) {
 
 static int on_body(llhttp_t *p, const char *at, size_t n) {
   th_conn *c = p->data;
-  if (c->req.body.len + n > th_cfg.max_body) return fail(c, 413);
+  if (c->req.body.len + c->chunk_ext_bytes + n > th_cfg.max_body) return fail(c, 413);
   th_buf_add(&c->req.body, at, n);
   return 0;
+}
+
+static int on_chunk_extension(llhttp_t *p, const char *at, size_t n) {
+  th_conn *c = p->data;
+  (void)at;
+  c->chunk_ext_bytes += n;
+  return c->req.body.len + c->chunk_ext_bytes > th_cfg.max_body ? fail(c, 413) : 0;
 }
 
 static int on_message_complete(llhttp_t *p) {
@@ -387,7 +439,10 @@ void th_conn_respond(th_conn *c, th_response *res) {
     th_buf_add(o, "\r\n", 2);
   }
   if (res->headers.len) th_buf_add(o, res->headers.data, res->headers.len);
-  if (close_after) th_buf_adds(o, "Connection: close\r\n");
+  if (close_after)
+    th_buf_adds(o, "Connection: close\r\n");
+  else if (c->parser.http_major == 1 && c->parser.http_minor == 0)
+    th_buf_adds(o, "Connection: keep-alive\r\n"); /* HTTP/1.0 closes unless told */
   th_buf_add(o, "\r\n", 2);
   size_t head_len = o->len;
   if (!r->head && res->body_len && res->status != 204 && res->status != 304)
@@ -533,6 +588,7 @@ static void conn_continue(th_conn *c) {
          !output_blocked(c)) {
     const char *start = c->in.data + c->in_off;
     size_t len = c->in.len - c->in_off;
+    c->exec_start = start;
     llhttp_errno_t err = llhttp_execute(&c->parser, start, len);
     if (err == HPE_OK) {
       c->in_off = c->in.len;
@@ -542,13 +598,22 @@ static void conn_continue(th_conn *c) {
       dispatch(c);
       if (c->phase == C_HANDLING) break; /* a handler runs; continue when it answers */
       continue;
+    } else if (c->phase == C_CLOSING) {
+      c->parsing = 0;
+      return; /* closed from inside a callback */
     } else {
-      int status = c->error_status ? c->error_status : 400;
+      int status = c->error_status              ? c->error_status
+                   : err == HPE_INVALID_VERSION ? 505 /* e.g. HTTP/1.2, HTTP/0.9 */
+                                                : 400;
       const char *code = status == 431   ? "headers_too_large"
                          : status == 413 ? "body_too_large"
+                         : status == 417 ? "expectation_failed"
+                         : status == 501 ? "not_implemented"
+                         : status == 505 ? "http_version_not_supported"
                                          : "bad_request";
       const char *msg = status == 431   ? "request headers are too large"
                         : status == 413 ? "request body is too large"
+                        : c->error_msg  ? c->error_msg
                                         : llhttp_get_error_reason(&c->parser);
       if (!c->req.method) c->req.method = "-";
       c->error_status = status;
@@ -739,6 +804,9 @@ int th_server_listen(const char *host, int port, int reuseport) {
   llhttp_settings_init(&settings);
   settings.on_message_begin = on_message_begin;
   settings.on_url = on_url;
+  settings.on_version_complete = on_version_complete;
+  settings.on_chunk_extension_name = on_chunk_extension;
+  settings.on_chunk_extension_value = on_chunk_extension;
   settings.on_header_field = on_header_field;
   settings.on_header_value = on_header_value;
   settings.on_header_value_complete = on_header_value_complete;
