@@ -29,6 +29,7 @@
 #include "prim/pg/pg.h"
 #include "prim/primitives.h"
 #include "runtime/config.h"
+#include "runtime/metrics.h"
 #include "runtime/migrate.h"
 #include "runtime/watch.h"
 
@@ -184,6 +185,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 static int worker_main(void) {
   th_loop_init();
+  th_metrics_start();
   th_server_set_ready_probe(database_ready);
   th_log_set_level(th_cfg.log_level);
   th_log_attach_loop();
@@ -333,6 +335,11 @@ static int cmd_run(int argc, char **argv) {
   th_log_set_level(th_cfg.log_level);
   if (getenv("AUTH_DEV_SECRET"))
     th_log(NULL, "warn", "AUTH_DEV_SECRET is set: development HS256 tokens are accepted");
+  /* Counters shared by every worker: one exposition on /metrics. */
+  if (th_metrics_share() < 0) {
+    fprintf(stderr, "todo-host: cannot map the shared metrics table\n");
+    return 2;
+  }
   /* Load every bundle once before forking so a broken manifest stops start-up
    * with one line, not one line per worker. */
   th_loop_init();
