@@ -103,6 +103,10 @@ int th__http_check_head(const th_request *r, int major, int minor, int version_s
 /* An absolute-form target (http://host/path?q) becomes its origin form. */
 void th__http_absolute_form(th_buf *url);
 
+/* Append to out the security headers (headers.c) that `given` ("Name: value\r\n"
+ * lines a handler set) does not already have. */
+void th__http_add_security_headers(th_buf *out, const th_buf *given);
+
 /* ---- server lifecycle (server.c) ----------------------------------------- */
 
 int th_server_listen(const char *host, int port, int reuseport);

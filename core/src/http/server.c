@@ -439,6 +439,7 @@ void th_conn_respond(th_conn *c, th_response *res) {
     th_buf_add(o, "\r\n", 2);
   }
   if (res->headers.len) th_buf_add(o, res->headers.data, res->headers.len);
+  th__http_add_security_headers(o, &res->headers);
   if (close_after)
     th_buf_adds(o, "Connection: close\r\n");
   else if (c->parser.http_major == 1 && c->parser.http_minor == 0)
