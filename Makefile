@@ -1,7 +1,7 @@
 # todo-host: the two commands first.
 #   make run    everything up on this machine (PostgreSQL under .data/, all bundles on :8080)
 #   make test   C tests, Lua specs against a real PostgreSQL, then the same under ASan+UBSan
-.PHONY: run test build build-asan test-fast test-asan bench lint format clean bootstrap
+.PHONY: run test build build-asan test-fast test-asan bench lint format clean bootstrap fuzz
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
@@ -36,6 +36,10 @@ test-fast: bootstrap build
 test-asan: bootstrap build-asan
 	@scripts/test $(BUILD_ASAN)
 
+# libFuzzer targets (clang, ASan+UBSan) in build-fuzz/, FUZZ_SECONDS (60) each.
+fuzz: bootstrap
+	@scripts/fuzz
+
 bench: bootstrap build
 	@scripts/bench $(BUILD)
 
@@ -51,4 +55,4 @@ format:
 	clang-format -i $(C_FILES)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz

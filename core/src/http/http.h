@@ -110,6 +110,8 @@ void th__http_add_security_headers(th_buf *out, const th_buf *given);
 /* ---- server lifecycle (server.c) ----------------------------------------- */
 
 int th_server_listen(const char *host, int port, int reuseport);
+/* The port listened on (the kernel's choice after PORT=0), or -1. */
+int th_server_port(void);
 /* Serve g from now on (its router is built here; the previous generation is
  * retired). Returns -1, changing nothing, when g's routes are refused. */
 int th_server_set_generation(th_generation *g);

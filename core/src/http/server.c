@@ -823,6 +823,14 @@ int th_server_listen(const char *host, int port, int reuseport) {
   return 0;
 }
 
+int th_server_port(void) {
+  struct sockaddr_storage addr;
+  int len = sizeof addr;
+  if (!listening || uv_tcp_getsockname(&listener, (struct sockaddr *)&addr, &len) < 0) return -1;
+  return ntohs(addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&addr)->sin6_port
+                                          : ((struct sockaddr_in *)&addr)->sin_port);
+}
+
 int th_server_set_generation(th_generation *g) {
   th_router *router = NULL;
   if (g && !(router = th_router_build(g))) return -1;
