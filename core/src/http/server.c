@@ -12,11 +12,13 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +49,7 @@ struct th_conn {
   const char *error_msg;      /* why error_status, when a check of strict.c said */
   const char *exec_start;     /* what the running llhttp_execute was given */
   const char *value_span_end; /* end of the current header value's last span */
+  int last_send_queue;        /* SIOCOUTQ when its timer last ran while output was blocked */
   size_t header_bytes;
   size_t chunk_ext_bytes; /* chunk extensions count against MAX_BODY_BYTES */
   th_list link;           /* in `conns`: live connections, for draining */
@@ -687,8 +690,18 @@ static void conn_start_reading(th_conn *c) {
 
 static void on_timeout(uv_timer_t *t) {
   th_conn *c = t->data;
-  if (output_blocked(c)) {
-    conn_close(c); /* it does not read its answers: a 408 would not reach it either */
+  if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
+    /* Answers still wait for it (it is not idle): it is given time while the
+     * kernel's send queue moves (it reads, if slowly), and closed once it stops
+     * moving (a 408 would not reach it either). */
+    int fd, queued = -1;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &queued) == 0 &&
+        queued != c->last_send_queue) {
+      c->last_send_queue = queued;
+      set_timer(c, th_cfg.keepalive_timeout_ms);
+      return;
+    }
+    conn_close(c);
     return;
   }
   if (c->phase == C_HEAD || c->phase == C_BODY) {
@@ -745,6 +758,7 @@ static void on_connection(uv_stream_t *server, int status) {
   uv_timer_init(th_loop(), &c->timer);
   c->tcp.data = c->timer.data = c;
   c->refs = 2;
+  c->last_send_queue = -1;
   if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
