@@ -1,7 +1,7 @@
 # todo-host: the two commands first.
 #   make run    everything up on this machine (PostgreSQL under .data/, all bundles on :8080)
 #   make test   C tests, Lua specs against a real PostgreSQL, then the same under ASan+UBSan
-.PHONY: run test build build-asan test-fast test-asan test-frontend bench bench-ws lint format clean bootstrap check-deploy eval-chat
+.PHONY: run test build build-asan test-fast test-asan test-frontend bench bench-ws lint format clean bootstrap check-deploy eval-chat fuzz
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
@@ -40,6 +40,10 @@ test-asan: bootstrap build-asan
 test-frontend: bootstrap build
 	@TODO_HOST=$(CURDIR)/$(BUILD)/todo-host scripts/test-frontend
 
+# libFuzzer targets (clang, ASan+UBSan) in build-fuzz/, FUZZ_SECONDS (60) each.
+fuzz: bootstrap
+	@scripts/fuzz
+
 bench: bootstrap build
 	@scripts/bench $(BUILD)
 
@@ -64,7 +68,7 @@ format:
 	clang-format -i $(C_FILES)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz
 
 # The image, the Helm chart and the workflows only (also part of make test).
 check-deploy: bootstrap build
