@@ -388,12 +388,17 @@ describe("Helm chart charts/todo-chatbot", function()
       assert.is_true(to_release)
     end)
 
-    it("refuses frontend.enabled without the api service it proxies to", function()
+    it("refuses frontend.enabled without the api service it proxies to or a public URL", function()
       local out, ok = h.sh(h.sh_quote(dir .. "/helm") .. " template todo " .. CHART ..
         " --kube-version 1.30.0 --set frontend.enabled=true --set ingress.host=x.test" ..
         " --set services.api.enabled=false")
       assert.is_falsy(ok)
       assert.matches("needs services.api.enabled", out)
+      -- and without a public URL (BETTER_AUTH_URL, the issuer, the /ws origin), ingress or not
+      out, ok = h.sh(h.sh_quote(dir .. "/helm") .. " template todo " .. CHART ..
+        " --kube-version 1.30.0 --set frontend.enabled=true --set ingress.enabled=false")
+      assert.is_falsy(ok)
+      assert.matches("needs frontend.publicUrl or ingress.host", out)
     end)
   end)
 end)

@@ -165,7 +165,7 @@ seccompProfile:
 {{- if and .Values.dapr.enabled (lt (int .Values.dapr.blockShutdownSeconds) (int .Values.shutdown.preStopSeconds)) -}}
 {{- fail (printf "dapr.blockShutdownSeconds (%v) must cover shutdown.preStopSeconds (%v): the app publishes while it drains" .Values.dapr.blockShutdownSeconds .Values.shutdown.preStopSeconds) -}}
 {{- end -}}
-{{- if and .Values.frontend.enabled .Values.ingress.enabled (not (or .Values.frontend.publicUrl .Values.ingress.host)) -}}
+{{- if and .Values.frontend.enabled (not (or .Values.frontend.publicUrl .Values.ingress.host)) -}}
 {{- fail "frontend.enabled needs frontend.publicUrl or ingress.host (BETTER_AUTH_URL)" -}}
 {{- end -}}
 {{- if and .Values.frontend.enabled (not .Values.services.api.enabled) -}}
