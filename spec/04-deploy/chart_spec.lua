@@ -9,6 +9,8 @@ local json = require "json"
 
 local CHART = "charts/todo-chatbot"
 local SERVICES = { "api", "recurring-task", "notification", "websocket", "chat" }
+-- Variables ending in URL that name no credential (addresses inside the cluster or public).
+local PUBLIC_URLS = { AUTH_JWKS_URL = true, BETTER_AUTH_URL = true, TODO_API_URL = true, TODO_WS_URL = true }
 
 local function tools_dir()
   local out, ok = h.sh("scripts/install-deploy-tools")
@@ -168,7 +170,7 @@ describe("Helm chart charts/todo-chatbot", function()
         local pod = (o.kind == "Deployment" or o.kind == "Job") and o.spec.template
         for _, c in ipairs(pod and containers(pod) or {}) do
           for _, v in ipairs(c.env or {}) do
-            if v.name:match("URL$") and v.name ~= "AUTH_JWKS_URL" and v.name ~= "BETTER_AUTH_URL"
+            if v.name:match("URL$") and not PUBLIC_URLS[v.name]
               or v.name:match("TOKEN") or v.name:match("SECRET") or v.name:match("PASSWORD") then
               assert.is_nil(v.value, o.metadata.name .. ": " .. v.name .. " has a literal value")
               assert.is_truthy(v.valueFrom and v.valueFrom.secretKeyRef, o.metadata.name .. ": " .. v.name)
@@ -271,5 +273,132 @@ describe("Helm chart charts/todo-chatbot", function()
     end
     table.sort(from_ingress)
     assert.are.same({ "api", "chat", "websocket" }, from_ingress)
+  end)
+  describe("with frontend.enabled", function()
+    local fe_only
+    lazy_setup(function()
+      -- The default values with only the front end switched on: every setting derived.
+      fe_only = render(dir, "--set frontend.enabled=true --set ingress.host=todo.test" ..
+        " --set services.websocket.env.WS_ALLOWED_ORIGINS=https://admin.test")
+    end)
+
+    local function frontend_env(objs)
+      return env_of(named(objs, "Deployment", "todo-todo-chatbot-frontend").spec.template.spec.containers[1])
+    end
+
+    it("gives the front end the api Service, the public /ws, and the host's issuer and audience", function()
+      local e = frontend_env(fe_only)
+      assert.are.equal("http://todo-todo-chatbot-api:80", e.TODO_API_URL.value)
+      assert.is_truthy(named(fe_only, "Service", "todo-todo-chatbot-api"))
+      assert.are.equal("wss://todo.test/ws", e.TODO_WS_URL.value)
+      assert.are.equal("https://todo.test", e.BETTER_AUTH_URL.value)
+      assert.are.equal("https://todo.test", e.AUTH_ISSUER.value)
+      assert.are.equal("todo-api", e.AUTH_AUDIENCE.value)
+      assert.are.equal("secret", e.BETTER_AUTH_SECRET.valueFrom.secretKeyRef.key)
+      -- DOKS: the explicit auth.* values reach the front end too; wsUrl overrides.
+      local d = frontend_env(doks)
+      assert.are.equal("https://todo.example.com", d.AUTH_ISSUER.value)
+      assert.are.equal("https://todo.example.com", d.AUTH_AUDIENCE.value)
+      assert.are.equal("wss://todo.example.com/ws", d.TODO_WS_URL.value)
+      local over = render(dir, "-f " .. CHART .. "/values-doks.yaml --set frontend.wsUrl=wss://ws.example.com/ws")
+      assert.are.equal("wss://ws.example.com/ws", frontend_env(over).TODO_WS_URL.value)
+    end)
+
+    it("points every todo-host service at the front end's JWKS with the same issuer and audience", function()
+      for _, objs in ipairs { fe_only, doks } do
+        local fe = frontend_env(objs)
+        for _, name in ipairs(SERVICES) do
+          local e = env_of(named(objs, "Deployment", "todo-todo-chatbot-" .. name).spec.template.spec.containers[1])
+          assert.are.equal("http://todo-todo-chatbot-frontend:3000/api/auth/jwks", e.AUTH_JWKS_URL.value, name)
+          assert.are.equal(fe.AUTH_ISSUER.value, e.AUTH_ISSUER.value, name)
+          assert.are.equal(fe.AUTH_AUDIENCE.value, e.AUTH_AUDIENCE.value, name)
+        end
+      end
+      -- Without the front end nothing is invented: no JWKS, no issuer, no audience.
+      local api = env_of(named(default, "Deployment", "todo-todo-chatbot-api").spec.template.spec.containers[1])
+      assert.is_nil(api.AUTH_JWKS_URL)
+      assert.is_nil(api.AUTH_ISSUER)
+      assert.is_nil(api.AUTH_AUDIENCE)
+    end)
+
+    it("lets the site's origin open /ws, keeping the origins already listed, once each", function()
+      local ws = named(fe_only, "Deployment", "todo-todo-chatbot-websocket").spec.template.spec.containers[1]
+      local count = 0
+      for _, v in ipairs(ws.env) do if v.name == "WS_ALLOWED_ORIGINS" then count = count + 1 end end
+      assert.are.equal(1, count)
+      assert.are.equal("https://admin.test,https://todo.test", env_of(ws).WS_ALLOWED_ORIGINS.value)
+      local dws = named(doks, "Deployment", "todo-todo-chatbot-websocket").spec.template.spec.containers[1]
+      assert.are.equal("https://todo.example.com", env_of(dws).WS_ALLOWED_ORIGINS.value)
+      -- Without the front end the list is the one given (empty: every origin, the dev default).
+      local dflt = named(default, "Deployment", "todo-todo-chatbot-websocket").spec.template.spec.containers[1]
+      assert.is_nil(env_of(dflt).WS_ALLOWED_ORIGINS)
+    end)
+
+    it("creates Better Auth's tables in a pre-install/pre-upgrade Job from the front-end image", function()
+      local job = named(fe_only, "Job", "todo-todo-chatbot-frontend-migrate")
+      assert.is_truthy(job, "no front-end migration Job")
+      assert.are.equal("pre-install,pre-upgrade", job.metadata.annotations["helm.sh/hook"])
+      local c = job.spec.template.spec.containers[1]
+      local fe = named(fe_only, "Deployment", "todo-todo-chatbot-frontend").spec.template.spec.containers[1]
+      assert.are.equal(fe.image, c.image)
+      assert.are.same({ "scripts/migrate.mjs" }, c.args)
+      assert.is_nil(c.command, "the image's entrypoint (node) runs it")
+      local e, fe_env = env_of(c), env_of(fe)
+      for _, k in ipairs { "DATABASE_URL", "BETTER_AUTH_URL", "BETTER_AUTH_SECRET", "AUTH_ISSUER", "AUTH_AUDIENCE" } do
+        assert.are.same(fe_env[k], e[k], k)
+      end
+      assert.are.equal("Never", job.spec.template.spec.restartPolicy)
+      assert.is_nil(named(default, "Job", "todo-todo-chatbot-frontend-migrate"))
+    end)
+
+    it("lets the todo-host pods reach the JWKS and the front end reach api", function()
+      local fe_in = named(doks, "NetworkPolicy", "todo-todo-chatbot-frontend-ingress")
+      local from_hosts
+      for _, rule in ipairs(fe_in.spec.ingress) do
+        for _, peer in ipairs(rule.from) do
+          if peer.podSelector and peer.podSelector.matchLabels["todo-chatbot/host"] == "true" then
+            from_hosts = rule
+          end
+        end
+      end
+      assert.is_truthy(from_hosts, "todo-host pods may not reach the front end")
+      assert.are.equal(3000, from_hosts.ports[1].port)
+      -- every todo-host pod carries the label that rule selects
+      for _, name in ipairs(SERVICES) do
+        local labels = named(doks, "Deployment", "todo-todo-chatbot-" .. name).spec.template.metadata.labels
+        assert.are.equal("true", labels["todo-chatbot/host"], name)
+      end
+      local api_in = named(doks, "NetworkPolicy", "todo-todo-chatbot-api-from-frontend")
+      assert.is_truthy(api_in, "the front end may not reach api")
+      assert.are.equal("api", api_in.spec.podSelector.matchLabels["app.kubernetes.io/component"])
+      local from = api_in.spec.ingress[1].from[1].podSelector.matchLabels
+      assert.are.equal("frontend", from["app.kubernetes.io/component"])
+      assert.are.equal(8080, api_in.spec.ingress[1].ports[1].port)
+      -- and the release's egress lets both go out to release pods
+      local egress = named(doks, "NetworkPolicy", "todo-todo-chatbot-egress")
+      local to_release = false
+      for _, rule in ipairs(egress.spec.egress) do
+        for _, peer in ipairs(rule.to or {}) do
+          local sel = peer.podSelector and peer.podSelector.matchLabels
+          if sel and sel["app.kubernetes.io/instance"] == "todo" and not rule.ports then
+            to_release = true
+          end
+        end
+      end
+      assert.is_true(to_release)
+    end)
+
+    it("refuses frontend.enabled without the api service it proxies to or a public URL", function()
+      local out, ok = h.sh(h.sh_quote(dir .. "/helm") .. " template todo " .. CHART ..
+        " --kube-version 1.30.0 --set frontend.enabled=true --set ingress.host=x.test" ..
+        " --set services.api.enabled=false")
+      assert.is_falsy(ok)
+      assert.matches("needs services.api.enabled", out)
+      -- and without a public URL (BETTER_AUTH_URL, the issuer, the /ws origin), ingress or not
+      out, ok = h.sh(h.sh_quote(dir .. "/helm") .. " template todo " .. CHART ..
+        " --kube-version 1.30.0 --set frontend.enabled=true --set ingress.enabled=false")
+      assert.is_falsy(ok)
+      assert.matches("needs frontend.publicUrl or ingress.host", out)
+    end)
   end)
 end)

@@ -109,6 +109,52 @@ seccompProfile:
 {{- end -}}
 {{- end -}}
 
+{{/* The site's public URL, no trailing slash (BETTER_AUTH_URL; its origin may open /ws). */}}
+{{- define "todo.publicUrl" -}}
+{{- trimSuffix "/" (default (printf "https://%s" .Values.ingress.host) .Values.frontend.publicUrl) -}}
+{{- end -}}
+
+{{/* The tokens' "iss" and "aud": what the front end signs and the host checks, one value
+     for both. auth.* when set; with the front end, its public URL and "todo-api". */}}
+{{- define "todo.authIssuer" -}}
+{{- if .Values.auth.issuer -}}{{ .Values.auth.issuer }}{{- else if .Values.frontend.enabled -}}{{ include "todo.publicUrl" . }}{{- end -}}
+{{- end -}}
+{{- define "todo.authAudience" -}}
+{{- if .Values.auth.audience -}}{{ .Values.auth.audience }}{{- else if .Values.frontend.enabled -}}todo-api{{- end -}}
+{{- end -}}
+
+{{/* WS_ALLOWED_ORIGINS of a websocket service (dict root, svc): its env's list plus, with
+     the front end, the site's public origin (scheme://host[:port], no path). */}}
+{{- define "todo.wsOrigins" -}}
+{{- $list := list -}}
+{{- range (splitList "," (default "" (index .svc.env "WS_ALLOWED_ORIGINS"))) -}}
+{{- if trim . }}{{ $list = append $list (trim .) }}{{ end -}}
+{{- end -}}
+{{- if .root.Values.frontend.enabled -}}
+{{- $u := urlParse (include "todo.publicUrl" .root) -}}
+{{- $origin := printf "%s://%s" $u.scheme $u.host -}}
+{{- if not (has $origin $list) }}{{ $list = append $list $origin }}{{ end -}}
+{{- end -}}
+{{- join "," $list -}}
+{{- end -}}
+
+{{/* Better Auth's settings, the same in the front end and its migration Job: the
+     public URL, the session secret (a Secret), the database, the tokens' iss/aud. */}}
+{{- define "todo.frontendAuthEnv" -}}
+- name: BETTER_AUTH_URL
+  value: {{ include "todo.publicUrl" . | quote }}
+- name: BETTER_AUTH_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.frontend.authSecretName }}
+      key: secret
+- name: AUTH_ISSUER
+  value: {{ include "todo.authIssuer" . | quote }}
+- name: AUTH_AUDIENCE
+  value: {{ include "todo.authAudience" . | quote }}
+{{ include "todo.databaseEnv" . }}
+{{- end -}}
+
 {{/* What values.schema.json cannot say (relations between fields). */}}
 {{- define "todo.validate" -}}
 {{- range $name, $svc := .Values.services -}}
@@ -119,7 +165,10 @@ seccompProfile:
 {{- if and .Values.dapr.enabled (lt (int .Values.dapr.blockShutdownSeconds) (int .Values.shutdown.preStopSeconds)) -}}
 {{- fail (printf "dapr.blockShutdownSeconds (%v) must cover shutdown.preStopSeconds (%v): the app publishes while it drains" .Values.dapr.blockShutdownSeconds .Values.shutdown.preStopSeconds) -}}
 {{- end -}}
-{{- if and .Values.frontend.enabled .Values.ingress.enabled (not (or .Values.frontend.publicUrl .Values.ingress.host)) -}}
+{{- if and .Values.frontend.enabled (not (or .Values.frontend.publicUrl .Values.ingress.host)) -}}
 {{- fail "frontend.enabled needs frontend.publicUrl or ingress.host (BETTER_AUTH_URL)" -}}
+{{- end -}}
+{{- if and .Values.frontend.enabled (not .Values.services.api.enabled) -}}
+{{- fail "frontend.enabled needs services.api.enabled (the front end proxies /api/* to it: TODO_API_URL)" -}}
 {{- end -}}
 {{- end -}}
