@@ -19,12 +19,14 @@ end
 local Run = {}
 Run.__index = Run
 
--- Start scripts/run in the background with its output in a file.
+-- Start scripts/run in the background with its output in a file. Without the front end
+-- (NO_FRONTEND=1): this spec is about the database and the port; the front end's start is
+-- scripts/test-frontend's, and a `next build` here would outlast the spec's waits.
 local function start(data, port, extra_env)
   local self = setmetatable({ port = port, dir = h.sh("mktemp -d /tmp/todo-makerun.XXXXXX") }, Run)
   self.out = self.dir .. "/out"
   local cmd = string.format(
-    "env -u DATABASE_URL TODO_DATA_DIR=%s PORT=%d WORKERS=1 %s scripts/run >%s 2>&1 & "
+    "env -u DATABASE_URL NO_FRONTEND=1 TODO_DATA_DIR=%s PORT=%d WORKERS=1 %s scripts/run >%s 2>&1 & "
       .. "echo $! >%s/pid; wait $!; echo $? >%s/exit",
     q(data), port, extra_env or "", q(self.out), self.dir, self.dir)
   os.execute("setsid sh -c " .. q(cmd) .. " >/dev/null 2>&1 &")
