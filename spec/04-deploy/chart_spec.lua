@@ -216,6 +216,20 @@ describe("Helm chart charts/todo-chatbot", function()
     assert.are.same(cluster.resiliency.spec, res.spec)
   end)
 
+  it("templates dapr/cluster's state store, its address and password from a Secret", function()
+    local store = named(default, "Component", "statestore")
+    local want = yaml_docs("cat dapr/cluster/statestore.yaml")[1]
+    assert.are.equal(want.spec.type, store.spec.type)
+    assert.are.same(want.auth, store.auth)
+    local got = meta_of(store)
+    for _, item in ipairs(want.spec.metadata) do
+      assert.are.same(item, got[item.name], "statestore." .. item.name .. " differs from dapr/cluster")
+    end
+    local api = named(default, "Deployment", "todo-todo-chatbot-api")
+    local e = env_of(api.spec.template.spec.containers[1])
+    assert.are.equal("statestore", e.DAPR_STATESTORE.value)
+  end)
+
   it("has a secret store, a Configuration with tracing, and migrations as a pre-install/pre-upgrade hook", function()
     local store = named(default, "Component", "secretstore")
     assert.are.equal("secretstores.kubernetes", store.spec.type)
