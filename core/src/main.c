@@ -31,6 +31,7 @@
 #include "runtime/config.h"
 #include "runtime/migrate.h"
 #include "runtime/watch.h"
+#include "ws/ws_host.h"
 
 static char **bundle_dirs;
 static int n_bundles;
@@ -110,6 +111,7 @@ static void finish_shutdown(void) {
   static int finished;
   if (finished++) return;
   uv_timer_stop(&drain_timer);
+  th_ws_shutdown();
   th_primitives_shutdown();
   th_server_set_generation(NULL);
   th_watch_stop();
@@ -138,7 +140,7 @@ static void on_drain_timeout(uv_timer_t *t) {
 /* Shutdown finishes when the connections are drained and the background
  * tasks have returned, whichever comes last. */
 static void maybe_finish(void) {
-  if (conns_drained && th_jobs_active() == 0) finish_shutdown();
+  if (conns_drained && th_jobs_active() == 0 && th_ws_open_connections() == 0) finish_shutdown();
 }
 
 static void on_conns_drained(void) {
@@ -155,6 +157,7 @@ static void begin_shutdown(void) {
     uv_timer_start(&drain_timer, on_drain_timeout, (uint64_t)th_cfg.drain_timeout_ms, 0);
   th_jobs_on_idle(maybe_finish);
   th_states_signal_stop();
+  th_ws_drain(maybe_finish);
   th_server_drain(on_conns_drained);
 }
 
@@ -483,6 +486,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (th_config_from_env() < 0) return 2;
+  th_ws_register();
   th_host_set_preload(th_primitives_preload);
   signal(SIGPIPE, SIG_IGN);
   if (!strcmp(argv[1], "run")) return cmd_run(argc, argv);

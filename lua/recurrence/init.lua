@@ -6,6 +6,11 @@
 local rrule = require "recurrence.rrule"
 
 return {
+  --- The supported range of instants, in epoch seconds: 0001-01-01T00:00:00Z to
+  -- 9999-12-31T23:59:59Z (what the tasks table's CHECK allows and RFC 3339 can write).
+  -- Occurrences outside it are refused (the API answers 422; a series ends there).
+  EPOCH_MIN = -62135596800,
+  EPOCH_MAX = 253402300799,
   --- Parse a rule (see `recurrence.rrule.parse`).
   parse = rrule.parse,
   --- Check a rule; returns its canonical text or nil, message.

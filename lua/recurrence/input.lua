@@ -45,6 +45,41 @@ local function valid_zone(name)
 end
 M.valid_zone = valid_zone
 
+-- A client's text as a JSON string for a message: bounded, control characters shown as ?.
+local function quoted(v)
+  return json.encode(errors.printable(v))
+end
+
+--- The message for a zone that is not an IANA name (`tz`, `recurrence.tz`, a preview's tz).
+-- @tparam string field the field's name
+-- @param v what was sent
+-- @treturn string e.g. `unknown time zone "+01:00": use an IANA name such as Europe/Berlin`
+function M.zone_problem(field, v)
+  if type(v) ~= "string" then
+    return field .. " must be an IANA time zone name such as Europe/Berlin, or null (got " .. kind_of(v) .. ")"
+  end
+  local where = field == "tz" and "" or (" in " .. field)
+  local hint = ""
+  if v:match("^%s*[+-]%d") or v:upper():match("^%s*UTC%s*[+-]") or v:upper():match("^%s*GMT%s*[+-]") then
+    hint = " (a zone, not an offset: the offset follows the zone's daylight saving time)"
+  end
+  return "unknown time zone " .. quoted(v) .. where .. ": use an IANA name such as Europe/Berlin" .. hint
+end
+
+--- The message for a `recurrence` that is not an object: what to send instead, with the
+-- client's own text when it sent one (`"every day"` → `{"phrase": "every day"}`).
+-- @param v what was sent
+-- @treturn string
+function M.not_an_object(v)
+  if type(v) == "string" and v:match("%S") then
+    local key = (v:upper():match("^%s*RRULE:") or v:upper():match("^%s*FREQ=")) and "rule" or "phrase"
+    return "recurrence must be an object, not a string: send {\"" .. key .. "\": " .. quoted(v)
+      .. "} (or null for none)"
+  end
+  return "recurrence must be an object such as {\"phrase\": \"every day\"} or {\"rule\": \"FREQ=DAILY\"}, "
+    .. "with optional tz and from, or null (got " .. kind_of(v) .. ")"
+end
+
 --- Check a rule given as RRULE text or as an English phrase.
 -- @tparam[opt] any rule
 -- @tparam[opt] any phrase
@@ -92,8 +127,7 @@ end
 function M.field(v)
   if v == NULL then return NULL end
   if type(v) ~= "table" or is_array(v) then
-    return nil, "recurrence must be an object {rule, tz, from} or null (got " .. kind_of(v) .. ")",
-      "invalid_field", "recurrence"
+    return nil, M.not_an_object(v), "invalid_field", "recurrence"
   end
   local keys = {}
   for k in pairs(v) do
@@ -112,7 +146,7 @@ function M.field(v)
   local out = { rule = rule }
   if v.tz ~= nil and v.tz ~= NULL then
     if not valid_zone(v.tz) then
-      return nil, "recurrence.tz must be an IANA zone name like Europe/Paris (default: the task's tz, else UTC)",
+      return nil, M.zone_problem("recurrence.tz", v.tz) .. " (or leave it out: the task's tz, else UTC)",
         "invalid_field", "recurrence.tz"
     end
     out.tz = v.tz

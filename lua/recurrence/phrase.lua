@@ -1,8 +1,10 @@
 --- Common English recurrence phrases into RRULE text: "every day",
 -- "every weekday", "every other week", "every 2 weeks on mon and thu",
 -- "every month on the 1st", "every last friday", "every 3rd wednesday",
--- "every year on 25 dec", "every 3 hours", with "at 9:30", "until <date>" and
--- "for N times". Only what the rule can say: no DTSTART, no zone.
+-- "last friday of the month", "monthly on the first and third monday",
+-- "the 4th thursday of november", "every year on 25 dec", "every 3 hours",
+-- with "at 9:30", "until <date>" and "for N times". Only what the rule can say: no
+-- DTSTART, no zone. The grammar is documented in docs/api.md ("Recurrence phrases").
 -- @module recurrence.phrase
 
 local rrule = require "recurrence.rrule"
@@ -143,12 +145,32 @@ function Parser:head(r)
     return
   end
   if not self:accept("every") and not self:accept("each") then
-    if self:peek() == "on" or self:peek() == "the" then
-      -- "the last friday of every month", "on the 1st of every month"
-      self:accept("on")
-    else
-      fail("expected a phrase starting with 'every'")
+    local on = self:accept("on")
+    local the = self:accept("the")
+    if self:ordinal_ahead() then
+      -- "last friday of the month", "the 4th thursday of november", "on the 1st weekday"
+      r.interval = 1
+      self:ordinal_day(r)
+      r.freq = r.bymonth and "YEARLY" or "MONTHLY"
+      return
     end
+    if day_number(self:peek()) and (self:peek(1) == "of" or self:peek(1) == "and" or self:peek(1) == "day") then
+      -- "the 1st of every month", "1st and 15th of the month", "the 25th of december"
+      local days = {}
+      repeat
+        days[#days + 1] = day_number(self:take())
+      until not (self:accept("and") and (self:accept("the") or true) and day_number(self:peek()))
+      self:accept("day")
+      r.interval, r.bymonthday = 1, table.concat(days, ",")
+      self:of_month(r)
+      r.freq = r.bymonth and "YEARLY" or "MONTHLY"
+      return
+    end
+    if not (on or the) then
+      fail("expected a phrase starting with 'every' (like 'every day') or with a day of the month "
+        .. "(like 'last friday of the month')")
+    end
+    if the then self.i = self.i - 1 end
   end
   self:accept("the")
   w = self:peek()
@@ -199,28 +221,60 @@ function Parser:head(r)
   fail("cannot understand '" .. (w or "") .. "' after 'every'")
 end
 
--- "last friday", "3rd wednesday", "first weekday", "last day" (+ "of the month")
+-- Whether "first monday", "last day", "2nd and 4th tuesday", "last weekday" follows.
+function Parser:ordinal_ahead()
+  local k = 0
+  while ORDINALS[self:peek(k)] do
+    k = k + 1
+    if self:peek(k) == "and" and ORDINALS[self:peek(k + 1)] then k = k + 1 end
+  end
+  if k == 0 then return false end
+  local w = self:peek(k) or ""
+  return w == "day" or w == "weekday" or w == "workday" or DAYS[w] ~= nil or DAYS[w:gsub("s$", "")] ~= nil
+end
+
+-- "last friday", "3rd wednesday", "1st and 3rd monday", "first weekday", "last day",
+-- then "of the month" / "of every month", or "of <month>" (sets bymonth: once a year).
 function Parser:ordinal_day(r)
-  local n = ORDINALS[self:take()]
+  local ns = { ORDINALS[self:take()] }
+  while self:peek() == "and" and ORDINALS[self:peek(1)] do
+    self:take()
+    ns[#ns + 1] = ORDINALS[self:take()]
+  end
+  local function list(suffix)
+    local out = {}
+    for i, n in ipairs(ns) do out[i] = tostring(n) .. (suffix or "") end
+    return table.concat(out, ",")
+  end
   local w = self:peek()
+  local day = w and (DAYS[w] or DAYS[w:gsub("s$", "")])
   if w == "day" then
     self:take()
-    r.bymonthday = tostring(n)
+    r.bymonthday = list()
   elseif w == "weekday" or w == "workday" then
     self:take()
-    r.byday, r.bysetpos = WEEKDAYS, tostring(n)
-  elseif DAYS[w] then
+    r.byday, r.bysetpos = WEEKDAYS, list()
+  elseif day then
     self:take()
-    r.byday = (n == -1 and "-1" or tostring(n)) .. DAYS[w]
+    r.byday = list(day)
   else
     fail("expected a weekday or 'day' after '" .. self.w[self.i - 1] .. "'")
   end
-  if self:peek() == "of" then
+  self:of_month(r)
+end
+
+-- An optional "of the month" / "of every month", or "of <month>" (sets bymonth).
+function Parser:of_month(r)
+  if not self:accept("of") then return end
+  self:accept("the")
+  self:accept("every")
+  self:accept("each")
+  local month = MONTHS[self:peek()]
+  if month then
     self:take()
-    self:accept("the")
-    self:accept("every")
-    self:accept("each")
-    if not self:accept("month") then fail("expected 'month' after 'of'") end
+    r.bymonth = month
+  elseif not self:accept("month") then
+    fail("expected 'month' or a month's name after 'of'")
   end
 end
 
@@ -228,7 +282,7 @@ end
 function Parser:on(r)
   self:accept("the")
   local w = self:peek()
-  if ORDINALS[w] and (DAYS[self:peek(1)] or self:peek(1) == "day" or self:peek(1) == "weekday") then
+  if self:ordinal_ahead() then
     if r.freq ~= "MONTHLY" and r.freq ~= "YEARLY" then r.freq = "MONTHLY" end
     self:ordinal_day(r)
     return

@@ -6,7 +6,9 @@
 --                | "reschedule"  (with "time": "14:00" and/or "shift": {"days","hours","minutes"},
 --                                 optional "tz" for tasks that have none),
 --      "ids": ["<uuid>", ...]  or  "filter": {"status", "priority", "tag", "tags_mode",
---                                             "due_before", "due_after", "overdue", "q"}}
+--                                             "due_before", "due_after", "overdue", "q"},
+--      "all": true}   (required when the filter names no condition, or there is none:
+--                      the request then targets every task of the user)
 -- @module tasks.bulk
 
 local schema = require "tasks.schema"
@@ -85,6 +87,12 @@ local function parse_filter(f)
   return out
 end
 
+--- True when a parsed filter (tasks.schema.filter) narrows nothing: every task matches.
+function M.filter_is_empty(f)
+  return f.status == "all" and #f.priorities == 0 and #f.tags == 0 and f.due_before == nil
+    and f.due_after == nil and f.overdue == nil and f.q == nil
+end
+
 --- Validate a bulk request body.
 -- @return `{action, ids | filter, fields, time, shift, tz}`, or nil, message, code, field
 function M.parse(body)
@@ -100,12 +108,19 @@ function M.parse(body)
   for k in pairs(body) do keys[#keys + 1] = tostring(k) end
   table.sort(keys)
   for _, k in ipairs(keys) do
-    if k ~= "action" and k ~= "ids" and k ~= "filter" and not KEYS[action][k] then
+    if k ~= "action" and k ~= "ids" and k ~= "filter" and k ~= "all" and not KEYS[action][k] then
       return nil, "unknown field " .. printable(k) .. " for action "
         .. action, "unknown_field", k
     end
   end
   local b = { action = action }
+  local all = body.all
+  if all ~= nil and type(all) ~= "boolean" then
+    return nil, "all must be true or false (got " .. schema.kind_of(all) .. ")", "invalid_field", "all"
+  end
+  if all == true and body.ids ~= nil then
+    return nil, "all goes with a filter (or none), not with ids", "invalid_field", "all"
+  end
 
   if body.ids ~= nil and body.filter ~= nil then
     return nil, "send either ids or filter, not both", "invalid_field", "ids"
@@ -132,8 +147,16 @@ function M.parse(body)
     local f, msg, code, field = parse_filter(body.filter)
     if not f then return nil, msg, code, field end
     b.filter = f
+  elseif all == true then
+    b.filter = parse_filter({})
   else
     return nil, "send ids (a list of task ids) or filter (an object)", "required", "ids"
+  end
+  -- A filter without a condition targets every task: a mistake unless said explicitly
+  -- (issue 19: `{"action": "delete", "filter": {}}` deleted every task of its user).
+  if b.filter and all ~= true and M.filter_is_empty(b.filter) then
+    return nil, "the filter names no condition, so the " .. action .. " would apply to every task: "
+      .. "narrow the filter, or send \"all\": true to mean every task", "required", "all"
   end
 
   if action == "update" then

@@ -192,9 +192,10 @@ local CHANGED = {
   [false] = events.changed_fields { completed = false },
 }
 
--- Complete or reopen one task alone (tasks.store.update with only_if_changed).
+-- Complete or reopen one task alone (tasks.store.update: a task already in that state
+-- is left as it is).
 local function set_completed_alone(user, id, completed, versions)
-  return store.update(user, id, { completed = completed }, versions, completed and "completed" or "reopened", true)
+  return store.update(user, id, { completed = completed }, versions, completed and "completed" or "reopened")
 end
 
 local function set_alone(it)
@@ -240,8 +241,8 @@ end
 
 local set_completed = batch.new(set_completed_many, { max = M.MAX, concurrency = M.WRITES })
 
---- Complete or reopen a task (`tasks.store.update` with only `completed` and
--- only_if_changed). A task already in that state is answered as it is. Without
+--- Complete or reopen a task (`tasks.store.update` with only `completed`). A task
+-- already in that state is answered as it is. Without
 -- `versions` (If-Match) the request is coalesced; with them it runs alone.
 -- @tparam[opt] table versions from If-Match
 -- @return `{task = t}`, `{missing = true}`, `{conflict = true, version = n}`, or nil, err, sqlstate

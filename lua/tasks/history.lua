@@ -11,6 +11,7 @@ local store = require "tasks.store"
 local task_events = require "tasks.events"
 local repo = require "tasks.repo"
 local schema = require "tasks.schema"
+local series = require "tasks.series"
 
 local M = {}
 
@@ -136,18 +137,26 @@ local function fields_from(task, names)
   return f
 end
 
--- Put a deleted task back, with its id, as it was (version one more).
+-- Put a deleted task back, with its id, as it was (version one more). An occurrence of a
+-- series goes back to its place in it (series_id, occurrence_index, spawned_from), so
+-- the series' COUNT still holds; the next occurrence its deletion made stays, and the
+-- spawn ledger (tasks.spawn) keeps the restored one from making a second.
 local function recreate(user, t)
   local res
+  local rec = t.recurrence
+  if type(rec) == "table" and type(rec.rule) == "string" then rec = series.stored(rec) end
   local ok, err, state = pg.tx(function(tx)
     local rows, e, s = tx:query([[
       INSERT INTO tasks (id, user_id, title, description, completed, completed_at, priority, tags,
-                         due_at, tz, recurrence, reminders, created_at, version)
+                         due_at, tz, recurrence, reminders, created_at, version,
+                         series_id, occurrence_index, spawned_from)
       VALUES ($1::uuid, $2, $3::text, $4::text, $5::boolean, $6::timestamptz, $7::smallint, $8::text[],
-              $9::timestamptz, $10::text, $11::jsonb, $12::jsonb, $13::timestamptz, $14::integer + 1)
-      ON CONFLICT (id) DO NOTHING RETURNING ]] .. store.COLUMNS,
+              $9::timestamptz, $10::text, $11::jsonb, $12::jsonb, $13::timestamptz, $14::integer + 1,
+              $15::uuid, $16::integer, $17::uuid)
+      ON CONFLICT DO NOTHING RETURNING ]] .. store.COLUMNS,
       t.id, user, t.title, t.description, t.completed, t.completed_at, schema.priority_value(t.priority) or 0,
-      pg.array(t.tags or {}), t.due_at, t.tz, t.recurrence, t.reminders, t.created_at, t.version)
+      pg.array(t.tags or {}), t.due_at, t.tz, rec, t.reminders, t.created_at, t.version,
+      t.series_id, math.tointeger(t.occurrence_index) or 1, t.spawned_from)
     if not rows then return nil, e, s end
     if not rows[1] then
       res = { conflict = true }
@@ -179,7 +188,8 @@ function M.undo(user, change)
   local current, gerr, gstate = store.get(user, e.task_id)
   if current == nil then return repo.db_failure(gerr, gstate) end
   local function conflict(version)
-    return nil, "the task was changed by someone else (current version " .. tostring(version) .. ")",
+    return nil, "the task has changed since this change (current version " .. tostring(version)
+      .. "): only a task's latest change can be undone; see its history for that one",
       "version_conflict", version
   end
   local res

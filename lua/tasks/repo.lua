@@ -17,7 +17,7 @@
 --     invalid_cursor, ...     the field at fault  the input is refused (message says why)
 --     not_found                                   no such task for this user
 --     version_conflict        the current version `versions` (If-Match) did not match
---     unavailable             the SQLSTATE        the database cannot be reached (retry)
+--     unavailable             the SQLSTATE        the database cannot be reached, or no answer (retry)
 --     internal                the SQLSTATE        anything else (a bug or a broken database)
 -- @module tasks.repo
 
@@ -52,9 +52,12 @@ function M.db_failure(err, state, constraint)
       "invalid_value", nil
   end
   local message = tostring(err) .. " (" .. tostring(state) .. ")"
-  -- The pg primitive gives an empty SQLSTATE when the query never reached the server (pool
-  -- timeout, shutting down) and class 08 when the connection failed: both are retryable.
-  if state == "" or (type(state) == "string" and state:sub(1, 2) == "08") then
+  -- The pg primitive gives no SQLSTATE (nil or "") when the query never reached the server
+  -- (pool timeout: pg.tx's acquire answers nil; shutting down) and class 08 when the
+  -- connection failed; the server ends its sessions with 57P01..57P03 (shutdown, crash,
+  -- starting up): all are retryable.
+  if state == nil or state == ""
+    or (type(state) == "string" and (state:sub(1, 2) == "08" or state:match("^57P0[123]$"))) then
     return nil, message, "unavailable", state
   end
   return nil, message, "internal", state

@@ -91,9 +91,26 @@ end
 
 local DAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 
---- Check an RFC 3339 instant with an explicit offset (`2026-05-01T09:00:00+02:00`, `...Z`).
--- @treturn string|nil the input, or nil when it is not one
+--- The supported range of instants (recurrence.EPOCH_MIN / EPOCH_MAX), for messages.
+M.RANGE_TEXT = "from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+
+--- Check an RFC 3339 instant with an explicit offset (`2026-05-01T09:00:00+02:00`, `...Z`)
+-- within the supported range (years 1 to 9999 in UTC).
+-- @treturn[1] string the input
+-- @treturn[2] nil when it is not one
+-- @treturn[2] string `"range"` when it is one, outside the supported range
 function M.rfc3339(s)
+  local ok = M.rfc3339_syntax(s)
+  if not ok then return nil end
+  local recurrence = require "recurrence"
+  local t = require("tz").parse_rfc3339(s)
+  if not t or t < recurrence.EPOCH_MIN or t > recurrence.EPOCH_MAX then return nil, "range" end
+  return s
+end
+
+--- Check the syntax of an RFC 3339 instant with an explicit offset (not its range).
+-- @treturn string|nil the input, or nil when it is not one
+function M.rfc3339_syntax(s)
   if type(s) ~= "string" or #s > 40 then return nil end
   local y, mo, d, h, mi, sec, rest =
     s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt](%d%d):(%d%d):(%d%d)(.*)$")
@@ -260,7 +277,9 @@ end
 
 function field.due_at(v)
   if v == NULL then return NULL end
-  if not M.rfc3339(v) then
+  local ok, why = M.rfc3339(v)
+  if why == "range" then return nil, "due_at must be within the supported range, " .. M.RANGE_TEXT end
+  if not ok then
     return nil, "due_at must be an RFC 3339 instant with an offset, like 2026-05-01T09:00:00+02:00, or null"
   end
   return v
@@ -268,11 +287,7 @@ end
 
 function field.tz(v)
   if v == NULL then return NULL end
-  if type(v) ~= "string" then return nil, "tz must be an IANA zone name like Europe/Paris, or null" end
-  if not M.valid_zone(v) then
-    local shown = v:sub(1, 64):gsub("[^%w_+%-/]", "?")
-    return nil, "tz must be an IANA zone name like Europe/Paris (unknown zone " .. shown .. ")"
-  end
+  if not M.valid_zone(v) then return nil, require("recurrence.input").zone_problem("tz", v) end
   return v
 end
 
@@ -280,9 +295,7 @@ end
 -- names the part at fault (recurrence.rule, recurrence.tz ...).
 function field.recurrence(v)
   if v == NULL then return NULL end
-  if type(v) ~= "table" or M.is_array(v) then
-    return nil, "recurrence must be an object {rule, tz, from} or null (got " .. kind_of(v) .. ")"
-  end
+  if type(v) ~= "table" or M.is_array(v) then return nil, require("recurrence.input").not_an_object(v) end
   local ok, msg = M.check_json(v)
   if not ok then return nil, "recurrence " .. msg end
   return require("recurrence.input").field(v)
@@ -391,7 +404,11 @@ function M.filter(get, list)
   for _, name in ipairs({ "due_before", "due_after" }) do
     local v = get(name)
     if v ~= nil then
-      if not M.rfc3339(v) then
+      local ok, why = M.rfc3339(v)
+      if why == "range" then
+        return nil, name .. " must be within the supported range, " .. M.RANGE_TEXT, "invalid_field", name
+      end
+      if not ok then
         return nil, name .. " must be an RFC 3339 instant with an offset, like 2026-05-01T00:00:00Z",
           "invalid_field", name
       end

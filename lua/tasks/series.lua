@@ -84,7 +84,8 @@ end
 -- @treturn[2] nil
 -- @treturn[2] string why there is none, for a person
 -- @treturn[2] string code: `not_recurring`, `no_due`, `count` (COUNT reached), `ended` (UNTIL,
---   or a rule without further occurrences), `invalid_rule` (the engine's message)
+--   or a rule without further occurrences), `out_of_range` (the next one would be after
+--   year 9999: the series ends there), `invalid_rule` (the engine's message)
 function M.next_due(task, now)
   if math.type(now) ~= "integer" then error("now must be an integer epoch", 2) end
   local rec = task.recurrence
@@ -115,6 +116,10 @@ function M.next_due(task, now)
   else
     nxt, err = recurrence.next_after(open, due, zone, math.max(due, done))
   end
+  if nxt and nxt > recurrence.EPOCH_MAX then
+    return nil, "the next occurrence would fall after 9999-12-31T23:59:59Z, the end of the supported range",
+      "out_of_range"
+  end
   if nxt then return nxt end
   if err then return nil, err, "invalid_rule" end
   return nil, "the series has no further occurrence", "ended"
@@ -129,7 +134,9 @@ function M.shift_reminders(reminders, delta)
   local out = {}
   for i, item in ipairs(reminders) do
     local at = type(item) == "table" and epoch(item.at)
-    if at then
+    if at and (at + delta < recurrence.EPOCH_MIN or at + delta > recurrence.EPOCH_MAX) then
+      out[i] = item -- cannot move out of the supported range: left where it was
+    elseif at then
       local copy = {}
       for k, v in pairs(item) do copy[k] = v end
       copy.at = tz.format(at + delta, "UTC")

@@ -58,7 +58,8 @@ end
 -- @treturn[2] false nothing was created (not a failure)
 -- @treturn[2] string why, for a person
 -- @treturn[2] string code: `exists` (already spawned, or stopped), or a code of
---   `tasks.series.next_due` (`count`, `ended`, `not_recurring`, `no_due`, `invalid_rule`)
+--   `tasks.series.next_due` (`count`, `ended`, `out_of_range`, `not_recurring`, `no_due`,
+--   `invalid_rule`); the first three end the series there (a claim with no task)
 -- @treturn[3] nil a database failure
 -- @treturn[3] string its message
 -- @treturn[3] string its SQLSTATE
@@ -67,7 +68,7 @@ function M.next(tx, user, src, reason, now)
   local sid = M.series_of(src)
   local due, why, code = series.next_due(src, now)
   if not due then
-    if code == "count" or code == "ended" then
+    if code == "count" or code == "ended" or code == "out_of_range" then
       local ok, err, state = tx:query(CLAIM_END, src.id, user, sid, "ended")
       if not ok then return nil, err, state end
     end

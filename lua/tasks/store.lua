@@ -37,29 +37,40 @@ local function params(first)
   end
 end
 
--- SET fragments for the writable fields present in `fields` (clean values from schema).
+-- The writable columns: the field, its SQL type (for the `$n::type` casts).
+local FIELD_TYPES = {
+  { "title", "text" }, { "description", "text" }, { "completed", "boolean" },
+  { "priority", "smallint" }, { "tags", "text[]" }, { "due_at", "timestamptz" }, { "tz", "text" },
+  { "recurrence", "jsonb" }, { "reminders", "jsonb" },
+}
+
+-- SET fragments for the writable fields present in `fields` (clean values from schema),
+-- and the names of those fields with each one's new value as SQL (`$n::type`), to tell
+-- which of them a row does not hold yet.
 local function set_clause(fields, p)
-  local sets = {}
-  if fields.title ~= nil then sets[#sets + 1] = "title = " .. p(fields.title) .. "::text" end
-  if fields.description ~= nil then
-    sets[#sets + 1] = "description = " .. p(fields.description) .. "::text"
+  local sets, new = {}, {}
+  for _, ft in ipairs(FIELD_TYPES) do
+    local name, sql_type = ft[1], ft[2]
+    local v = fields[name]
+    if v ~= nil then
+      if name == "tags" then v = pg.array(v) end
+      local value = p(v) .. "::" .. sql_type
+      new[#new + 1] = { name = name, value = value }
+      sets[#sets + 1] = name .. " = " .. value
+      if name == "completed" then
+        sets[#sets + 1] = "completed_at = CASE WHEN " .. value .. " THEN coalesce(completed_at, now()) END"
+      end
+    end
   end
-  if fields.completed ~= nil then
-    local c = p(fields.completed)
-    sets[#sets + 1] = "completed = " .. c .. "::boolean"
-    sets[#sets + 1] = "completed_at = CASE WHEN " .. c .. "::boolean THEN coalesce(completed_at, now()) END"
-  end
-  if fields.priority ~= nil then sets[#sets + 1] = "priority = " .. p(fields.priority) .. "::smallint" end
-  if fields.tags ~= nil then sets[#sets + 1] = "tags = " .. p(pg.array(fields.tags)) .. "::text[]" end
-  if fields.due_at ~= nil then sets[#sets + 1] = "due_at = " .. p(fields.due_at) .. "::timestamptz" end
-  if fields.tz ~= nil then sets[#sets + 1] = "tz = " .. p(fields.tz) .. "::text" end
-  if fields.recurrence ~= nil then
-    sets[#sets + 1] = "recurrence = " .. p(fields.recurrence) .. "::jsonb"
-  end
-  if fields.reminders ~= nil then
-    sets[#sets + 1] = "reminders = " .. p(fields.reminders) .. "::jsonb"
-  end
-  return sets
+  return sets, new
+end
+
+-- SQL true when the row (columns qualified by `prefix`) differs from the new values in
+-- at least one field: a change that sets fields to the values they hold changes nothing.
+local function differs(new, prefix)
+  local tests = {}
+  for i, n in ipairs(new) do tests[i] = prefix .. n.name .. " IS DISTINCT FROM " .. n.value end
+  return "(" .. table.concat(tests, " OR ") .. ")"
 end
 
 -- Run fn(tx) in a transaction; fn returns a result or nil, message, sqlstate, constraint.
@@ -163,32 +174,36 @@ local function version_guard(versions, p)
   return " AND version = ANY(" .. p(pg.array(versions)) .. "::integer[])"
 end
 
---- Change some fields of a task.
+--- Change some fields of a task. Fields set to the values they hold change nothing: when
+-- every field is such, the task is answered as it is (no new version, no event); else
+-- the event's `changed` names only the fields whose value changed.
 -- @tparam string user
 -- @tparam string id
 -- @tparam table f clean fields (a subset)
 -- @tparam[opt] table versions versions from If-Match; nil for no condition
 -- @tparam[opt] string kind the event kind (default `updated`)
--- @tparam[opt] boolean only_if_changed with only `completed` in f: leave a task already
---   in that state untouched (no new version)
 -- @return `{task = t}`, `{missing = true}`, `{conflict = true, version = n}`, or nil, err, sqlstate
-function M.update(user, id, f, versions, kind, only_if_changed)
+function M.update(user, id, f, versions, kind)
   return in_tx(function(tx)
     local list, p = params(id)
     p(user)
     local guard = version_guard(versions, p)
-    local sets = set_clause(f, p)
+    local sets, new = set_clause(f, p)
     local rows, err, state, constraint
     if #sets > 0 then
       sets[#sets + 1] = "version = version + 1"
       sets[#sets + 1] = "updated_at = now()"
-      local sql = "UPDATE tasks SET " .. table.concat(sets, ", ")
-        .. " WHERE id = $1::uuid AND user_id = $2" .. guard
-      if only_if_changed and f.completed ~= nil and next(f, next(f)) == nil then
-        -- complete / reopen: a task already in that state is left as it is.
-        sql = sql .. " AND completed IS DISTINCT FROM " .. p(f.completed) .. "::boolean"
+      -- `old` locks the row and keeps the values before the change, to name what changed.
+      local was, flags = {}, {}
+      for i, n in ipairs(new) do
+        was[i] = n.name .. " AS old_" .. n.name
+        flags[i] = "old.old_" .. n.name .. " IS DISTINCT FROM tasks." .. n.name .. " AS changed_" .. n.name
       end
-      rows, err, state, constraint = tx:query(sql .. " RETURNING " .. COLUMNS, table.unpack(list, 1, #list))
+      local sql = "WITH old AS (SELECT id AS old_id, " .. table.concat(was, ", ")
+        .. " FROM tasks WHERE id = $1::uuid AND user_id = $2" .. guard .. " FOR UPDATE)"
+        .. " UPDATE tasks SET " .. table.concat(sets, ", ") .. " FROM old WHERE tasks.id = old.old_id AND "
+        .. differs(new, "old.old_") .. " RETURNING " .. COLUMNS .. ", " .. table.concat(flags, ", ")
+      rows, err, state, constraint = tx:query(sql, table.unpack(list, 1, #list))
       if not rows then return nil, err, state, constraint end
     end
     if not (rows and rows[1]) then
@@ -199,8 +214,12 @@ function M.update(user, id, f, versions, kind, only_if_changed)
       if rows[1] then return { task = M.to_task(rows[1]) } end
       return why_not(tx, user, id)
     end
+    local really = {}
+    for _, n in ipairs(new) do
+      if rows[1]["changed_" .. n.name] == true then really[n.name] = f[n.name] end
+    end
     local task = M.to_task(rows[1])
-    local ok, perr, pstate = events.record(tx, user, kind or "updated", task, events.changed_fields(f))
+    local ok, perr, pstate = events.record(tx, user, kind or "updated", task, events.changed_fields(really))
     if not ok then return nil, perr, pstate end
     return { task = task }
   end)
@@ -403,10 +422,11 @@ function M.bulk(user, b)
         .. " WHERE " .. target .. " AND completed RETURNING " .. COLUMNS
       kind, changed = "reopened", { "completed", "completed_at" }
     elseif b.action == "update" then
-      local sets = set_clause(b.fields, p)
+      local sets, new = set_clause(b.fields, p)
       sets[#sets + 1] = bump
+      -- A task that holds these values already is not changed (as a PATCH).
       sql = "UPDATE tasks SET " .. table.concat(sets, ", ") .. " WHERE " .. target
-        .. " RETURNING " .. COLUMNS
+        .. " AND " .. differs(new, "") .. " RETURNING " .. COLUMNS
       changed = events.changed_fields(b.fields)
     elseif b.action == "reschedule" then
       -- Wall-clock arithmetic in each task's own zone (or the request's, or UTC).

@@ -34,6 +34,19 @@ describe("recurrence.parse_phrase", function()
     ["every week until 31 December, 2026"] = "FREQ=WEEKLY;UNTIL=20261231",
     ["every week for 5 times"] = "FREQ=WEEKLY;COUNT=5",
     ["every tuesday 3 times"] = "FREQ=WEEKLY;COUNT=3;BYDAY=TU",
+    -- a day of the month first, without "every" (issue 19)
+    ["last Friday of the month"] = "FREQ=MONTHLY;BYDAY=-1FR",
+    ["monthly on the last friday"] = "FREQ=MONTHLY;BYDAY=-1FR",
+    ["on the last friday of every month"] = "FREQ=MONTHLY;BYDAY=-1FR",
+    ["first monday of the month at 9:00"] = "FREQ=MONTHLY;BYDAY=1MO;BYHOUR=9;BYMINUTE=0",
+    ["last day of the month"] = "FREQ=MONTHLY;BYMONTHDAY=-1",
+    ["last weekday of the month"] = "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+    ["2nd and 4th tuesdays of the month"] = "FREQ=MONTHLY;BYDAY=2TU,4TU",
+    ["every month on the first and third monday"] = "FREQ=MONTHLY;BYDAY=1MO,3MO",
+    ["the 1st and 15th of every month"] = "FREQ=MONTHLY;BYMONTHDAY=1,15",
+    ["the 4th thursday of november"] = "FREQ=YEARLY;BYMONTH=11;BYDAY=4TH",
+    ["every year on the last friday of november"] = "FREQ=YEARLY;BYMONTH=11;BYDAY=-1FR",
+    ["the 25th of december"] = "FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=25",
   }
   for text, want in pairs(cases) do
     it(text, function()
@@ -51,6 +64,8 @@ describe("recurrence.parse_phrase", function()
       [""] = "empty phrase",
       ["every blah"] = "cannot understand 'blah'",
       ["sometimes"] = "expected a phrase starting with 'every'",
+      ["last blah of the month"] = "expected a phrase starting with 'every'",
+      ["last friday of the week"] = "expected 'month' or a month's name after 'of'",
       ["every day until soon"] = "cannot read the date after 'until'",
       ["every 2 weeks on the 5th"] = "days of the month need 'every month'",
       ["every day until 2026-12-31 for 3 times"] = "either 'until' or 'for N times'",

@@ -63,6 +63,41 @@ describe("Task API: bulk and tags", function()
     assert.are.equal(keep.id, list.items[1].id)
   end)
 
+  it("refuses a filter without a condition (or none) unless the request says all: true", function()
+    local a, b = post({ title = "a" }), post({ title = "b" })
+    for _, body in ipairs({
+      { action = "delete", filter = {} },
+      { action = "delete", filter = { status = "all", q = "  ", tag = {} } },
+      { action = "complete", filter = { tags_mode = "all" } },
+      { action = "delete", all = false, filter = {} },
+    }) do
+      local status, res = bulk(body)
+      assert.are.equal(422, status)
+      assert.are.same({ "required", "all" }, { res.error.code, res.error.field })
+      assert.truthy(res.error.message:find('"all": true', 1, true), res.error.message)
+    end
+    -- nothing was touched
+    local _, got = get(a.id)
+    assert.are.equal(1, got.version)
+    -- all must be a boolean, and goes with a filter, not with ids
+    local status, res = bulk({ action = "delete", filter = {}, all = "yes" })
+    assert.are.same({ 422, "all" }, { status, res.error.field })
+    status, res = bulk({ action = "delete", ids = { a.id }, all = true })
+    assert.are.same({ 422, "all" }, { status, res.error.field })
+    -- said explicitly: every task, with or without an (empty) filter
+    status, res = bulk({ action = "complete", all = true })
+    assert.are.equal(200, status)
+    assert.are.equal(2, res.changed)
+    status, res = bulk({ action = "delete", filter = {}, all = true })
+    assert.are.equal(200, status)
+    assert.are.same({ 2, 2 }, { res.matched, #res.ids })
+    assert.are.equal(404, (get(b.id)))
+    -- a filter with a condition needs no all
+    post({ title = "c", tags = { "x" } })
+    status = bulk({ action = "delete", filter = { tag = "x" } })
+    assert.are.equal(200, status)
+  end)
+
   it("updates with the same fields as PATCH", function()
     local a, b = post({ title = "a", priority = "low" }), post({ title = "b" })
     local status, res = bulk({ action = "update", ids = { a.id, b.id },

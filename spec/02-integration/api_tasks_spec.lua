@@ -399,7 +399,7 @@ describe("Task API: single tasks", function()
       assert.are.equal(404, status)
       assert.are.equal("not_found", body.error.code)
       status, body = host:request("POST", "/api/tasks/bulk", { token = bob,
-        body = { action = "update", filter = {}, changes = { title = "pwned" } } })
+        body = { action = "update", all = true, changes = { title = "pwned" } } })
       assert.are.equal(200, status)
       assert.are.equal(0, body.matched)
       status, body = host:request("GET", "/api/tasks?tag=secret-tag", { token = bob })

@@ -72,6 +72,68 @@ describe("series: the Task API", function()
       assert.are.equal(1, got.occurrence_index)
     end)
 
+    it("says plainly what to send for a UTC offset as tz and for a recurrence sent as text", function()
+      local due = "2026-05-04T09:00:00Z"
+      local msg = refused("tz", req("POST", "/api/tasks", { title = "t", due_at = due, tz = "+01:00" }))
+      assert.truthy(msg:find('unknown time zone "+01:00": use an IANA name such as Europe/Berlin', 1, true), msg)
+      msg = refused("tz", req("POST", "/api/tasks", { title = "t", tz = "Mars/Olympus" }))
+      assert.are.equal('unknown time zone "Mars/Olympus": use an IANA name such as Europe/Berlin', msg)
+      msg = refused("tz", req("POST", "/api/tasks", { title = "t", tz = 5 }))
+      assert.truthy(msg:find("got number", 1, true), msg)
+      msg = refused("recurrence.tz", req("POST", "/api/tasks", { title = "t", due_at = due,
+        recurrence = { rule = "FREQ=DAILY", tz = "UTC+1" } }))
+      assert.truthy(msg:find('unknown time zone "UTC+1" in recurrence.tz', 1, true), msg)
+      msg = refused("tz", req("GET", "/api/recurrence/preview?rule=FREQ=DAILY&tz=%2B01:00"))
+      assert.truthy(msg:find('unknown time zone "+01:00"', 1, true), msg)
+      msg = refused("recurrence", req("POST", "/api/tasks", { title = "t", due_at = due, recurrence = "every day" }))
+      assert.truthy(msg:find("must be an object", 1, true), msg)
+      assert.truthy(msg:find('{"phrase": "every day"}', 1, true), msg)
+      msg = refused("recurrence", req("POST", "/api/tasks", { title = "t", due_at = due,
+        recurrence = "FREQ=WEEKLY;BYDAY=MO" }))
+      assert.truthy(msg:find('{"rule": "FREQ=WEEKLY;BYDAY=MO"}', 1, true), msg)
+    end)
+
+    it("accepts 'last Friday of the month' and the like (BYDAY=-1FR)", function()
+      local task = create({ title = "review", due_at = "2026-05-29T16:00:00Z",
+        recurrence = { phrase = "last Friday of the month" } })
+      assert.are.equal("FREQ=MONTHLY;BYDAY=-1FR", task.recurrence.rule)
+      assert.are.equal("on the last Friday of every month", task.recurrence.description)
+      local status, got = req("GET", "/api/recurrence/preview?phrase=monthly%20on%20the%20last%20friday"
+        .. "&start=2026-05-29T16:00:00Z&count=3")
+      assert.are.equal(200, status)
+      assert.are.same({ "2026-05-29T16:00:00Z", "2026-06-26T16:00:00Z", "2026-07-31T16:00:00Z" }, got.occurrences)
+    end)
+
+    it("keeps dates within years 1 to 9999: 422 at the edges, never 500", function()
+      for _, due in ipairs({ "9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+01:00" }) do
+        local msg = refused("due_at", req("POST", "/api/tasks", { title = "edge", due_at = due }))
+        assert.truthy(msg:find("supported range", 1, true), msg)
+      end
+      for _, due in ipairs({ "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z" }) do
+        local status = req("POST", "/api/tasks", { title = "edge", due_at = due })
+        assert.are.equal(201, status)
+      end
+      refused("due_before", req("GET", "/api/tasks?due_before=9999-12-31T23:00:00-05:00"))
+      -- the preview: the start, and occurrences that would leave the range
+      local base = "/api/recurrence/preview?rule=FREQ=DAILY&start="
+      refused("count", req("GET", base .. "9999-12-30T09:00:00Z&count=5"))
+      refused("start", req("GET", base .. "9999-12-31T23:30:00Z&tz=Europe/Berlin&count=1"))
+      refused("start", req("GET", base .. "0001-01-01T00:00:00%2B01:00"))
+      refused("count", req("GET", "/api/recurrence/preview?rule=FREQ=YEARLY&start=9990-06-01T00:00:00Z&count=20"))
+      local status, got = req("GET", base .. "9999-12-30T09:00:00Z&count=2")
+      assert.are.equal(200, status)
+      assert.are.same({ "9999-12-30T09:00:00Z", "9999-12-31T09:00:00Z" }, got.occurrences)
+      status, got = req("GET", base .. "0001-01-01T00:00:00Z&count=2")
+      assert.are.equal(200, status)
+      assert.are.same({ "0001-01-01T00:00:00Z", "0001-01-02T00:00:00Z" }, got.occurrences)
+      -- skipping the last occurrence the range allows ends the series (no 500, no new task)
+      local last = create({ title = "edge of time", due_at = "9999-12-31T09:00:00Z",
+        recurrence = { rule = "FREQ=DAILY" } })
+      assert.are.equal(204, (req("DELETE", "/api/tasks/" .. last.id)))
+      local _, page = req("GET", "/api/tasks?q=edge%20of%20time")
+      assert.are.equal(0, #page.items)
+    end)
+
     it("names the part at fault with the engine's message", function()
       local due = "2026-05-04T09:00:00Z"
       local msg = refused("recurrence.rule", req("POST", "/api/tasks", { title = "t", due_at = due,

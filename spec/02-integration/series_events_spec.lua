@@ -70,6 +70,8 @@ describe("series: next occurrences through task-events", function()
     assert.is_truthy(caught_up, "the recurring-task group did not catch up")
     assert.are.equal("0", h.psql([[SELECT count(*) FROM bus_cursors
       WHERE grp = 'recurring-task' AND (attempts > 0 OR last_error IS NOT NULL)]], db), "failing events")
+    assert.are.equal("0", h.psql("SELECT count(*) FROM bus_parked WHERE grp = 'recurring-task'", db),
+      "parked (failing) events")
     assert.are.equal("0", h.psql("SELECT count(*) FROM bus_dead_letters WHERE grp = 'recurring-task'", db),
       "dead-lettered events")
     return true
@@ -107,6 +109,17 @@ describe("series: next occurrences through task-events", function()
     assert.are.equal(1, nxt.version)
     drained()
     assert.are.equal(2, #series(first.id))
+  end)
+
+  it("a series due at the end of year 9999, completed, ends there without a failing event", function()
+    local first = create({ title = "end of time", due_at = "9999-12-31T09:00:00Z",
+      recurrence = { rule = "FREQ=DAILY" } })
+    complete(first.id)
+    drained()
+    assert.are.equal(1, #series(first.id))
+    -- the series is recorded as ended there: nothing is left to retry
+    assert.are.equal("ended", h.psql("SELECT reason FROM task_series_spawns WHERE source_id = '"
+      .. first.id .. "'", db))
   end)
 
   it("a late completion gives the first occurrence in the future, once", function()

@@ -10,6 +10,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -510,6 +511,24 @@ void th_http_dispatch_done(th_conn *c) {
 }
 
 int th_conn_closed(th_conn *c) { return c->phase == C_CLOSING; }
+
+/* WebSocket (ws/upgrade.c): give the socket of c to another owner. libuv cannot
+ * release a descriptor, so the new owner gets a dup(); bytes read past the request
+ * are appended to rest, and c closes as if the peer had gone (the handler's answer is
+ * dropped). Returns the descriptor or a negative errno. */
+int th_conn_take_socket(th_conn *c, th_buf *rest);
+th_request *th_conn_request(th_conn *c);
+th_request *th_conn_request(th_conn *c) { return &c->req; }
+int th_conn_take_socket(th_conn *c, th_buf *rest) {
+  uv_os_fd_t fd;
+  if (c->phase == C_CLOSING || uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0) return -EBADF;
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return -errno;
+  if (c->in.len > c->in_off) th_buf_add(rest, c->in.data + c->in_off, c->in.len - c->in_off);
+  c->in_off = c->in.len;
+  conn_close(c);
+  return copy;
+}
 
 /* Parse what is buffered; stops after one complete request (paused). */
 static void conn_continue(th_conn *c) {

@@ -5,6 +5,7 @@
 #include <lauxlib.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "prim/jwt.h"
@@ -42,9 +43,28 @@ static int load_embedded(lua_State *L) {
   return 1;
 }
 
+/* Modules of folders above prim/ (ws/), added at start-up by main.c. */
+#define MAX_ADDED 4
+static luaL_Reg added[MAX_ADDED + 1];
+
+void th_primitives_add(const char *name, lua_CFunction open) {
+  for (int i = 0; i < MAX_ADDED; i++) {
+    if (!added[i].name || !strcmp(added[i].name, name)) {
+      added[i].name = name;
+      added[i].func = open;
+      return;
+    }
+  }
+  abort(); /* a programming error: raise MAX_ADDED */
+}
+
 void th_primitives_preload(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   for (const luaL_Reg *m = c_modules; m->name; m++) {
+    lua_pushcfunction(L, m->func);
+    lua_setfield(L, -2, m->name);
+  }
+  for (const luaL_Reg *m = added; m->name; m++) {
     lua_pushcfunction(L, m->func);
     lua_setfield(L, -2, m->name);
   }

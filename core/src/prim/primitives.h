@@ -32,6 +32,9 @@ void th_primitives_shutdown(void);
 /* Whether core/lua/NAME.lua is embedded (the `todo-host NAME` tools). */
 int th_embedded_exists(const char *name);
 
+/* Add a C module from a folder above prim/ (main.c, at start-up: ws/). */
+void th_primitives_add(const char *name, lua_CFunction open);
+
 /* Register every primitive and embedded facade in package.preload of L. */
 void th_primitives_preload(lua_State *L);
 

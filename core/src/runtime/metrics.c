@@ -89,8 +89,22 @@ static void visit_state(const th_state *s, void *arg) {
   th_buf_printf(out, "\",retired=\"%s\"} %zu\n", s->retired ? "true" : "false", s->mem_used);
 }
 
+/* Samples of folders above runtime/ (ws/), added at start-up. */
+#define MAX_RENDERERS 4
+static void (*renderers[MAX_RENDERERS])(th_buf *out);
+static int n_renderers;
+
+void th_metrics_add_renderer(void (*render)(th_buf *out)) {
+  for (int i = 0; i < n_renderers; i++)
+    if (renderers[i] == render) return;
+  if (n_renderers == MAX_RENDERERS) abort(); /* a programming error: raise MAX_RENDERERS */
+  renderers[n_renderers++] = render;
+}
+
 void th_metrics_render(th_buf *out) {
   int pid = (int)getpid();
+  for (int i = 0; i < n_renderers; i++)
+    renderers[i](out);
   th_buf_adds(out,
               "# HELP todo_host_http_requests_total HTTP requests by route, method and status.\n"
               "# TYPE todo_host_http_requests_total counter\n");

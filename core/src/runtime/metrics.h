@@ -23,4 +23,7 @@ void th_metrics_pool(int in_use, int idle, int waiting);
 
 void th_metrics_render(th_buf *out);
 
+/* Add samples rendered by a folder above runtime/ (ws/, at start-up). */
+void th_metrics_add_renderer(void (*render)(th_buf *out));
+
 #endif

@@ -9,8 +9,11 @@
 -- event, each under a savepoint).
 -- Effects, idempotency record and cursor commit together; a crash before the commit
 -- redelivers, and two replicas never hold one partition (so one key) at once.
--- A failing event blocks its partition: retried after a backoff, dead-lettered after
--- max_attempts. Pumps sleep on LISTEN todo_bus (woken by the publishers' NOTIFY) with
+-- A failing event does not block its partition (which hashes many keys together): it
+-- is parked aside (bus_parked, migration 030) with the later events of its key, so that
+-- key keeps its order, while the partition's other keys go on; each key's parked events
+-- are retried in order after a backoff and dead-lettered after max_attempts.
+-- Pumps sleep on LISTEN todo_bus (woken by the publishers' NOTIFY) with
 -- a polling timeout as a safety net. One pump per state also removes events every
 -- group has processed once they are older than BUS_RETENTION_SECONDS (default 3600).
 -- @module bus.drivers.postgres
@@ -18,6 +21,7 @@
 local pg = require "pg"
 local task = require "task"
 local log = require "log"
+local timer = require "timer"
 local crypto = require "crypto"
 local outbox = require "bus.outbox"
 local consumer = require "bus.consumer"
@@ -38,6 +42,8 @@ local CLEAN_EVERY = num_env("BUS_CLEAN_EVERY_SECONDS", 60)
 local STALE_BROADCAST = 600
 -- partitions with work a pump claims in one fast-path transaction
 local CLAIM_PARTITIONS = num_env("BUS_CLAIM_PARTITIONS", 16)
+-- how often a busy pump looks for parked events whose retry is due (seconds)
+local PARKED_EVERY = 0.1
 
 --- Run `step()` until the state stops, in a chain of background tasks.
 -- `step` returns nothing; it waits itself when idle.
@@ -65,7 +71,7 @@ end
 -- (Not EXISTS over bus_outbox: planned while the table looked empty, that became a scan of
 -- every event of the topic per cursor row, tens of ms per claim under load.)
 local CLAIM = [[
-  SELECT c.part, c.seq, c.attempts FROM bus_cursors c
+  SELECT c.part, c.seq, c.attempts, c.parked FROM bus_cursors c
     JOIN bus_partitions p ON p.topic = c.topic AND p.part = c.part
    WHERE c.grp = $1 AND c.topic = $2 AND c.next_attempt_at <= now() AND ($5::integer IS NULL OR c.part = $5)
      AND p.last_seq > c.seq
@@ -76,13 +82,12 @@ local FETCH = [[
   SELECT seq, key, event FROM bus_outbox WHERE topic = $1 AND part = $2 AND seq > $3 ORDER BY seq LIMIT $4]]
 
 local ADVANCE = [[
-  UPDATE bus_cursors SET seq = $4, attempts = $5, last_error = $7, seen_at = now(),
-         next_attempt_at = CASE WHEN $6::float8 IS NULL THEN '-infinity'::timestamptz
-                                ELSE now() + make_interval(secs => $6::float8) END
+  UPDATE bus_cursors SET seq = $4, attempts = 0, last_error = NULL, seen_at = now(),
+         next_attempt_at = '-infinity'::timestamptz, parked = $5
    WHERE grp = $1 AND topic = $2 AND part = $3]]
 
 local CLAIM_MANY = [[
-  SELECT c.part, c.seq, c.attempts, p.last_seq FROM bus_cursors c
+  SELECT c.part, c.seq, c.attempts, c.parked, p.last_seq FROM bus_cursors c
     JOIN bus_partitions p ON p.topic = c.topic AND p.part = c.part
    WHERE c.grp = $1 AND c.topic = $2 AND c.next_attempt_at <= now() AND p.last_seq > c.seq
    ORDER BY (c.part + $3) % $4
@@ -111,8 +116,9 @@ local FRESH = [[
 -- subscription), no savepoints, every claimed
 -- cursor advanced in one statement; with a `batch_handler`, one call per partition for
 -- its fresh events. Handlers run partition by partition, each partition in seq order.
--- A partition whose head event is failing (attempts > 0) is left to the careful path;
--- any failure rolls it all back and answers "slow" with the partition.
+-- A partition with parked events (or a failing head, attempts > 0, left by an older
+-- version) is left to the careful path; any failure rolls it all back and answers "slow"
+-- with the partition.
 local function fast(sub)
   local handled, slow_part = 0, nil
   local ok, err = pg.tx(function(tx)
@@ -121,7 +127,7 @@ local function fast(sub)
     if not rows then return nil, e end
     local parts, seqs, lasts = {}, {}, {}
     for _, c in ipairs(rows) do
-      if c.attempts > 0 then -- a failing event is at the head: the careful path, after this
+      if c.attempts > 0 or c.parked > 0 then -- parked keys: the careful path, after this
         slow_part = slow_part or c.part
       else
         parts[#parts + 1], seqs[#parts + 1], lasts[#parts + 1] = c.part, c.seq, c.last_seq
@@ -217,10 +223,31 @@ function M.call_handler(tx, sub, row)
   return consumer.call(tx, sub, row.event, { topic = sub.topic, key = row.key })
 end
 
--- The careful path: a savepoint per event, so a failure is recorded (retry with backoff,
--- then dead letter) while the events before it commit.
+-- Parking (bus_parked): a failing event, and every later event of its key while the key
+-- has parked events, leave the partition's log for this table.
+local PARK = [[
+  INSERT INTO bus_parked (grp, topic, part, seq, key, event, attempts, next_attempt_at, last_error)
+  VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, now() + make_interval(secs => $8::float8), $9)
+  ON CONFLICT DO NOTHING]]
+
+local PARKED_KEYS = "SELECT DISTINCT key FROM bus_parked WHERE grp = $1 AND topic = $2 AND part = $3"
+
+-- The first parked event of each key whose retry is due (the later ones wait behind it).
+local PARKED_DUE = [[
+  SELECT part, key FROM (SELECT DISTINCT ON (part, key) part, key, next_attempt_at FROM bus_parked
+                          WHERE grp = $1 AND topic = $2 ORDER BY part, key, seq) h
+   WHERE next_attempt_at <= now() ORDER BY next_attempt_at LIMIT 1]]
+
+-- Seconds until the next parked retry (nil: nothing parked).
+local PARKED_NEXT = [[
+  SELECT extract(epoch FROM min(next_attempt_at) - now())::float8 AS wait
+    FROM (SELECT DISTINCT ON (part, key) next_attempt_at FROM bus_parked
+           WHERE grp = $1 AND topic = $2 ORDER BY part, key, seq) h]]
+
+-- The careful path: a savepoint per event, so that a failing event is parked (retried
+-- later, then dead-lettered) while the events around it commit and the cursor goes on.
 local function careful(sub, part)
-  local handled, retry_in = 0, nil
+  local handled = 0
   local ok, err = pg.tx(function(tx)
     local rows, e = tx:query(CLAIM, sub.group, sub.topic, 0, outbox.PARTITIONS, part)
     if not rows then return nil, e end
@@ -229,33 +256,46 @@ local function careful(sub, part)
     local evs
     evs, e = tx:query(FETCH, sub.topic, c.part, c.seq, sub.batch)
     if not evs then return nil, e end
-    local seq, attempts, last_error = c.seq, c.attempts, nil
+    local parked_keys, parked = {}, c.parked
+    if parked > 0 then
+      local keys
+      keys, e = tx:query(PARKED_KEYS, sub.group, sub.topic, c.part)
+      if not keys then return nil, e end
+      for _, k in ipairs(keys) do parked_keys[k.key] = true end
+    end
+    local function park(row, attempts, retry_in, why)
+      local r, pe = tx:query(PARK, sub.group, sub.topic, c.part, row.seq, row.key, row.event, attempts,
+        retry_in, why or pg.null)
+      if not r then return nil, pe end
+      parked_keys[row.key], parked = true, parked + 1
+      return true
+    end
+    local seq = c.seq
     local c0 = os.clock()
     for _, row in ipairs(evs) do
-      local done, herr = consumer.deliver(tx, sub, row.event, { topic = sub.topic, key = row.key })
-      if done then
-        seq, attempts = row.seq, 0
-        handled = handled + 1
+      if parked_keys[row.key] then
+        -- an earlier event of this key is parked: this one waits behind it, in order
+        local r, pe = park(row, 0, 0)
+        if not r then return nil, pe end
       else
-        attempts = attempts + 1
-        if attempts >= sub.max_attempts then
-          local dl, de = consumer.dead_letter(tx, sub, row.event, herr, attempts)
+        local done, herr = consumer.deliver(tx, sub, row.event, { topic = sub.topic, key = row.key })
+        if not done and sub.max_attempts <= 1 then
+          local dl, de = consumer.dead_letter(tx, sub, row.event, herr, 1)
           if not dl then return nil, de end
-          seq, attempts = row.seq, 0
-          handled = handled + 1
-        else
-          retry_in = consumer.backoff(sub, attempts)
-          last_error = herr
-          log.warn("bus: handler failed, will retry", { group = sub.group, topic = sub.topic,
-            event_id = row.event.id, attempts = attempts, retry_in = retry_in, error = herr })
-          break
+        elseif not done then
+          local retry_in = consumer.backoff(sub, 1)
+          log.warn("bus: handler failed, event parked (its key waits, the partition goes on)", {
+            group = sub.group, topic = sub.topic, event_id = row.event.id, attempts = 1, retry_in = retry_in,
+            error = herr })
+          local r, pe = park(row, 1, retry_in, herr)
+          if not r then return nil, pe end
         end
       end
+      seq, handled = row.seq, handled + 1
       if os.clock() - c0 > SLICE then break end
     end
     local r
-    r, e = tx:query(ADVANCE, sub.group, sub.topic, c.part, seq, attempts, retry_in or pg.null,
-      last_error or pg.null)
+    r, e = tx:query(ADVANCE, sub.group, sub.topic, c.part, seq, parked)
     if not r then return nil, e end
     return true
   end)
@@ -263,7 +303,87 @@ local function careful(sub, part)
     log.warn("bus: consumer transaction failed", { group = sub.group, topic = sub.topic, error = tostring(err) })
     return 0, 1
   end
-  return handled, retry_in
+  return handled, nil
+end
+
+--- Retry the parked events of one key whose turn has come, in order, under the lock of
+-- its partition's cursor (so that no new event of the key is parked meanwhile): each
+-- success (or dead letter after max_attempts) lets the next go; a failure waits its
+-- backoff again.
+-- @tparam table sub the subscription
+-- @treturn integer events that left the parked table
+-- @treturn ?number seconds until the next parked retry is due (nil: nothing parked)
+function M.retry_parked(sub)
+  local rows = pg.query(PARKED_NEXT, sub.group, sub.topic)
+  local wait = rows and rows[1] and rows[1].wait
+  if wait == nil or wait == pg.null then return 0, nil end
+  if wait > 0 then return 0, wait end
+  local handled = 0
+  local ok, err = pg.tx(function(tx)
+    local due, e = tx:query(PARKED_DUE, sub.group, sub.topic)
+    if not due then return nil, e end
+    if not due[1] then return true end
+    local part, key = due[1].part, due[1].key
+    local cur
+    cur, e = tx:query([[SELECT parked FROM bus_cursors WHERE grp = $1 AND topic = $2 AND part = $3
+      FOR UPDATE SKIP LOCKED]], sub.group, sub.topic, part)
+    if not cur then return nil, e end
+    if not cur[1] then return true end -- the partition is being processed: next time
+    local list
+    list, e = tx:query([[SELECT seq, event, attempts, next_attempt_at <= now() AS due FROM bus_parked
+      WHERE grp = $1 AND topic = $2 AND part = $3 AND key = $4 ORDER BY seq]], sub.group, sub.topic, part, key)
+    if not list then return nil, e end
+    local c0 = os.clock()
+    for i, row in ipairs(list) do
+      if i == 1 and not row.due then break end
+      local done, herr = consumer.deliver(tx, sub, row.event, { topic = sub.topic, key = key })
+      local gone = done ~= nil
+      if not done then
+        local attempts = row.attempts + 1
+        if attempts >= sub.max_attempts then
+          local dl, de = consumer.dead_letter(tx, sub, row.event, herr, attempts)
+          if not dl then return nil, de end
+          gone = true
+        else
+          local retry_in = consumer.backoff(sub, attempts)
+          log.warn("bus: parked event failed again, will retry", { group = sub.group, topic = sub.topic,
+            event_id = row.event.id, attempts = attempts, retry_in = retry_in, error = herr })
+          local r, ue = tx:query([[UPDATE bus_parked SET attempts = $5, last_error = $6,
+              next_attempt_at = now() + make_interval(secs => $7::float8)
+            WHERE grp = $1 AND topic = $2 AND part = $3 AND seq = $4]],
+            sub.group, sub.topic, part, row.seq, attempts, herr, retry_in)
+          if not r then return nil, ue end
+        end
+      end
+      if not gone then break end
+      local r, de = tx:query("DELETE FROM bus_parked WHERE grp = $1 AND topic = $2 AND part = $3 AND seq = $4",
+        sub.group, sub.topic, part, row.seq)
+      if not r then return nil, de end
+      handled = handled + 1
+      if os.clock() - c0 > SLICE then
+        -- the rest of the key goes on at the next turn: its new first event is due now
+        tx:query([[UPDATE bus_parked SET next_attempt_at = now() WHERE grp = $1 AND topic = $2 AND part = $3
+          AND key = $4 AND seq = (SELECT min(seq) FROM bus_parked WHERE grp = $1 AND topic = $2 AND part = $3
+          AND key = $4)]], sub.group, sub.topic, part, key)
+        break
+      end
+    end
+    if handled > 0 then
+      local r, ue = tx:query([[UPDATE bus_cursors SET parked = greatest(parked - $4, 0)
+        WHERE grp = $1 AND topic = $2 AND part = $3]], sub.group, sub.topic, part, handled)
+      if not r then return nil, ue end
+    end
+    return true
+  end)
+  if not ok then
+    log.warn("bus: consumer transaction failed", { group = sub.group, topic = sub.topic, error = tostring(err) })
+    return 0, 1
+  end
+  if handled > 0 then return handled, 0 end
+  rows = pg.query(PARKED_NEXT, sub.group, sub.topic)
+  wait = rows and rows[1] and rows[1].wait
+  if wait == nil or wait == pg.null then return 0, nil end
+  return 0, math.max(wait, 0.05)
 end
 
 --- Claim partitions with work and process a batch of each: all at once when every
@@ -302,6 +422,9 @@ function M.clean()
     if not (got and got[1] and got[1].ok) then return true end
     tx:query([[DELETE FROM bus_cursors WHERE broadcast AND seen_at < now() - make_interval(secs => $1)]],
       STALE_BROADCAST)
+    -- parked events of a group that is gone (a stopped broadcast replica)
+    tx:query([[DELETE FROM bus_parked b WHERE NOT EXISTS (SELECT 1 FROM bus_cursors c
+      WHERE c.grp = b.grp AND c.topic = b.topic AND c.part = b.part)]])
     tx:query([[DELETE FROM bus_outbox WHERE ctid = ANY(ARRAY(
       SELECT o.ctid FROM bus_outbox o
        WHERE o.created_at < now() - make_interval(secs => $1::float8)
@@ -315,12 +438,21 @@ function M.clean()
 end
 
 local function pump(sub, index)
-  local last_chores = 0
+  local last_chores, last_parked = 0, 0
   return function()
     local l = wakeup.listener()
     local gen = wakeup.generation(l)
     local n, retry_in = M.process(sub)
+    -- parked events: looked at when idle, and every PARKED_EVERY while busy
+    local parked_in
+    if n == 0 or timer.now() - last_parked >= PARKED_EVERY then
+      last_parked = timer.now()
+      local p
+      p, parked_in = M.retry_parked(sub)
+      n = n + p
+    end
     if n > 0 then return end
+    if parked_in then retry_in = math.min(retry_in or POLL, math.max(parked_in, 0.01)) end
     if index == 1 and os.time() - last_chores >= 1 then
       last_chores = os.time()
       consumer.replay_requested(sub)

@@ -23,6 +23,14 @@ local M = {}
 M.COUNT_DEFAULT, M.COUNT_MAX = 10, 100
 M.PARAMS = { rule = true, phrase = true, start = true, tz = true, count = true }
 
+-- Whether an instant, and its local time in `zone`, lie within the supported range (the
+-- occurrences are written as local times, which RFC 3339 bounds to years 0001..9999).
+local function in_range(t, zone)
+  if t < recurrence.EPOCH_MIN or t > recurrence.EPOCH_MAX then return false end
+  local wall = tz.to_wall(t, zone)
+  return wall >= recurrence.EPOCH_MIN and wall <= recurrence.EPOCH_MAX
+end
+
 --- GET /api/recurrence/preview (authenticated by the manifest)
 function M.preview(req)
   for _, name in ipairs(query.names(req)) do
@@ -44,12 +52,16 @@ function M.preview(req)
   if not rule then return errors.invalid(part, msg, code) end
   local zone = get("tz") or "UTC"
   if not input.valid_zone(zone) then
-    return errors.invalid("tz", "tz must be an IANA zone name like Europe/Paris (default UTC)")
+    return errors.invalid("tz", input.zone_problem("tz", zone) .. " (or leave it out: UTC)")
   end
   local start
   local s = get("start")
   if s then
-    start = schema.rfc3339(s) and tz.parse_rfc3339(s)
+    local ok, why = schema.rfc3339(s)
+    start = ok and tz.parse_rfc3339(s)
+    if why == "range" then
+      return errors.invalid("start", "start must be within the supported range, " .. schema.RANGE_TEXT)
+    end
     if not start then
       return errors.invalid("start", "start must be an RFC 3339 instant with an offset, like "
         .. "2026-05-04T09:00:00+02:00 (default: now)")
@@ -67,8 +79,18 @@ function M.preview(req)
       return errors.invalid("count", "count must be a whole number from 1 to " .. M.COUNT_MAX)
     end
   end
+  if not in_range(start, zone) then
+    return errors.invalid("start", "start in " .. zone .. " falls outside the supported range, "
+      .. schema.RANGE_TEXT)
+  end
   local list, err = recurrence.expand(rule, start, zone, count)
   if not list then return errors.invalid("rule", "rule cannot be expanded: " .. tostring(err)) end
+  for _, t in ipairs(list) do
+    if not in_range(t, zone) then
+      return errors.invalid("count", "the occurrences leave the supported range (" .. schema.RANGE_TEXT
+        .. ", also as local time in " .. zone .. "): ask for fewer (count) or start earlier")
+    end
+  end
   local out = {}
   for i, t in ipairs(list) do out[i] = tz.format(t, zone) end
   return 200, {

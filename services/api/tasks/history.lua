@@ -57,6 +57,8 @@ function M.undo(req)
   local id = math.tointeger(tonumber(req.params and req.params.id or ""))
   if not id then return errors.not_found("change") end
   local res, err, code, detail = history.undo(req.user, id)
+  -- Undo takes no If-Match: its 412 names no header (reply.failure's would).
+  if code == "version_conflict" then return errors.response(412, "version_conflict", err) end
   if not res then return reply.failure(req, err, code, detail) end
   return 200, res
 end
