@@ -33,7 +33,8 @@ describe("Dapr state, secrets and cron binding (real daprd)", function()
     local app_port, dapr_port = h.free_port(), h.free_port()
     -- the state-probe fixture needs no database with BUS=dapr
     host = h.start { port = app_port, no_database = true, bundles = { "spec/fixtures/state-probe" },
-      env = { BUS = "dapr", APP_API_TOKEN = APP_TOKEN, DAPR_API_TOKEN = API_TOKEN, DAPR_HTTP_PORT = dapr_port } }
+      env = { BUS = "dapr", APP_API_TOKEN = APP_TOKEN, DAPR_API_TOKEN = API_TOKEN, DAPR_HTTP_PORT = dapr_port,
+        RATE_LIMIT_PER_SECOND = "5", WORKERS = 2 } }
     sidecar = d.sidecar(dir, { bin = bin, app_id = "state-probe", app_port = app_port, http_port = dapr_port,
       resources = resources, env = { APP_API_TOKEN = APP_TOKEN, DAPR_API_TOKEN = API_TOKEN } })
   end)
@@ -59,6 +60,21 @@ describe("Dapr state, secrets and cron binding (real daprd)", function()
     assert.is_nil(res.value)
     assert.matches("no%-such%-secret", res.error)
     assert.is_nil(res.error:find(SIGNING_KEY, 1, true))
+  end)
+
+  it("counts the per-user rate limit in the Redis state store: 5 a second, the rest 429", function()
+    local socket = require "socket"
+    local token = h.token("limited-" .. os.time() .. "-" .. math.random(1, 1e9))
+    local raws = {}
+    for i = 1, 12 do
+      raws[i] = "GET /limited HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer " ..
+        token .. "\r\n\r\n"
+    end
+    local now = socket.gettime()
+    h.sleep(math.ceil(now) - now + 0.02) -- the burst in one window
+    local by = {}
+    for _, r in ipairs(h.send_together(host.port, raws)) do by[r.status] = (by[r.status] or 0) + 1 end
+    assert.are.same({ [200] = 5, [429] = 7 }, by)
   end)
 
   it("delivers the cron binding's ticks to the app", function()
