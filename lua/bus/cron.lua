@@ -1,7 +1,8 @@
 --- The app's side of a Dapr cron input binding (`bindings.cron`, contract section 6):
--- daprd asks `OPTIONS /<name>` once at start (2xx = the app reads the binding; any
--- other answer and the binding is silently never delivered), then `POST /<name>` on
--- every tick. The answer must be exactly 200, or daprd counts the tick as failed.
+-- daprd may ask `OPTIONS /<name>` at start (2xx = the app reads the binding; 404 and
+-- the binding is silently never delivered; daprd 1.15 with `direction: input` did not
+-- ask in our runs), then sends `POST /<name>` on every tick. The answer must be
+-- exactly 200, or daprd counts the tick as failed.
 -- A tick is a nudge, never the only trigger: every replica's sidecar fires on its own,
 -- and a lost tick is harmless. With BUS=postgres there is no daprd and these routes
 -- are simply never called.

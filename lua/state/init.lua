@@ -5,7 +5,7 @@
 --   BUS=dapr      Dapr's state API through the sidecar (`state.dapr`; in the cluster a
 --                 Redis-compatible `state.redis` component named by DAPR_STATESTORE)
 --   otherwise     the table `state_entries` in PostgreSQL (`state.postgres`; its
---                 migration is services/api/migrations/020_state.sql)
+--                 migration is services/api/migrations/040_state.sql)
 --
 -- Semantics (Dapr's, which the PostgreSQL backend copies):
 --   * values are JSON values; `get` answers `value, etag` or `nil` when absent/expired;

@@ -1,5 +1,5 @@
 --- The PostgreSQL backend of `state` (one machine, BUS=postgres): the table
--- `state_entries` (services/api/migrations/020_state.sql). The etag is a counter
+-- `state_entries` (services/api/migrations/040_state.sql). The etag is a counter
 -- bumped by every write, compared (first-write only, as Dapr does) in the statement itself, so a concurrent writer
 -- can never slip in between the check and the write. Expired rows read as absent and
 -- are overwritten like absent ones; `sweep` deletes them.

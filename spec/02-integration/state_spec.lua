@@ -1,5 +1,5 @@
 -- lua/state on one machine: the PostgreSQL backend (table state_entries, the api
--- bundle's migration 020) through the state-probe fixture, against a real PostgreSQL.
+-- bundle's migration 040) through the state-probe fixture, against a real PostgreSQL.
 -- The same contract runs against the real daprd in spec/03-e2e/dapr_state_e2e_spec.lua.
 local h = require "spec.helpers"
 local contract = require "spec.support.state_contract"

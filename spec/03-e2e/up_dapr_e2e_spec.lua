@@ -3,8 +3,9 @@
 -- PostgreSQL, as in the cluster. A change made through the REST API of the api service
 -- must reach every other service through the sidecars: the history (the api's own
 -- "history" group), the recurring-task service (the next occurrence appears), the
--- websocket service (a connected client gets the event); and a change made by the
--- chat service's tools (its own outbox and sidecar) reaches them as well.
+-- websocket service (a connected client gets the event), the notification service (a
+-- reminder fires and reaches the client); and a change made by the chat service's tools
+-- (its own outbox and sidecar) reaches them as well.
 local h = require "spec.helpers"
 local d = require "spec.support.daprd"
 local wsc = require "spec.support.wsclient"
@@ -29,7 +30,7 @@ describe("make up-dapr (every service beside its own daprd)", function()
       local name, app, dapr = line:match("^(%S+) (%d+) (%d+)$")
       svc[name] = { port = tonumber(app), dapr_port = tonumber(dapr), log = dir .. "/run/" .. name .. ".log" }
     end
-    for _, name in ipairs { "api", "recurring-task", "chat", "websocket" } do
+    for _, name in ipairs { "api", "recurring-task", "chat", "websocket", "notification" } do
       assert(svc[name], name .. " is not among the services up-dapr started")
     end
   end)
@@ -112,6 +113,35 @@ describe("make up-dapr (every service beside its own daprd)", function()
       assert.is_truthy(groups:find("name\n" .. g .. "\n", 1, true), groups)
     end
     assert.is_true(tonumber((h.sh(redis .. "XLEN task-updates"))) >= 3)
+  end)
+
+  it("a task with a reminder: the notification service fires it, the WebSocket client gets it", function()
+    local user = uid("remind")
+    local token = h.token(user)
+    local client = wsc.open { port = svc.websocket.port, token = token, seconds = 60,
+      send = { { type = "resume", after = 0 } } }
+    assert.is_truthy(client:wait(function(m) return #wsc.of_type(m, "resumed") == 1 end, 15), client:stderr())
+    local at = os.time() + 3
+    local status, task = api("POST", "/api/tasks", token, { title = "Call mum",
+      due_at = tz.format(at + 600, "UTC"), reminders = { { at = tz.format(at, "UTC") } } })
+    assert.are.equal(201, status, json.encode(task))
+    -- task-events -> the notification service's sidecar -> its schedule; it fires, and
+    -- reminder.due goes out on `reminders` -> the websocket service's broadcast group
+    local got = client:wait(function(m)
+      for _, e in ipairs(wsc.of_type(m, "reminder.due")) do if e.reminder.task_id == task.id then return true end end
+    end, 30)
+    assert.is_truthy(got, "no reminder.due reached the WebSocket client: " .. json.encode(client:messages()) ..
+      "\n" .. logs())
+    local s, body = h.request("GET", "/api/notifications", { port = svc.notification.port, token = token })
+    assert.are.equal(200, s)
+    assert.are.equal(1, #body.items, json.encode(body))
+    client:kill()
+    -- the reminder-tick cron binding is loaded by the notification service's sidecar
+    -- only (scoped); its ticks, once a minute here, are shown at one a second by
+    -- dapr_state_e2e_spec.lua
+    local loaded = "successful init for input binding (reminder-tick"
+    assert.is_truthy(d.read(dir .. "/run/notification-daprd.log"):find(loaded, 1, true))
+    assert.is_nil(d.read(dir .. "/run/api-daprd.log"):find(loaded, 1, true))
   end)
 
   it("a change made by the chat service's tools reaches the history and a WebSocket client", function()
