@@ -2,7 +2,7 @@
 #   make run    everything up on this machine (PostgreSQL under .data/, all bundles on :8080)
 #   make test   C tests, Lua specs against a real PostgreSQL, then the same under ASan+UBSan
 .PHONY: up-dapr
-.PHONY: run test build build-asan test-fast test-asan bench bench-ws lint format clean bootstrap check-deploy eval-chat
+.PHONY: run test build build-asan test-fast test-asan test-frontend bench bench-ws lint format clean bootstrap check-deploy eval-chat fuzz
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
@@ -37,6 +37,14 @@ test-fast: bootstrap build
 test-asan: bootstrap build-asan
 	@scripts/test $(BUILD_ASAN)
 
+# The web front end alone: tsc, eslint, Vitest, next build, the browser tests.
+test-frontend: bootstrap build
+	@TODO_HOST=$(CURDIR)/$(BUILD)/todo-host scripts/test-frontend
+
+# libFuzzer targets (clang, ASan+UBSan) in build-fuzz/, FUZZ_SECONDS (60) each.
+fuzz: bootstrap
+	@scripts/fuzz
+
 bench: bootstrap build
 	@scripts/bench $(BUILD)
 
@@ -55,12 +63,13 @@ lint:
 	luacheck -q core/lua lua services spec bench
 	clang-format --dry-run --Werror $(C_FILES)
 	scripts/check-layers build
+	@if [ -d frontend/node_modules ]; then cd frontend && npx tsc --noEmit && npx eslint --max-warnings=0 .; fi
 
 format:
 	clang-format -i $(C_FILES)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz
 
 # The image, the Helm chart and the workflows only (also part of make test).
 check-deploy: bootstrap build

@@ -29,6 +29,7 @@
 #include "prim/pg/pg.h"
 #include "prim/primitives.h"
 #include "runtime/config.h"
+#include "runtime/metrics.h"
 #include "runtime/migrate.h"
 #include "runtime/watch.h"
 #include "ws/ws_host.h"
@@ -48,10 +49,13 @@ static void usage(FILE *f) {
       "  todo-host migrate BUNDLE_DIR...\n"
       "  todo-host script FILE [ARGS...]\n"
       "  todo-host token --sub USER [--ttl SECONDS]\n"
+      "  todo-host events dead-letters [GROUP] | retry ID | lag\n"
+      "  todo-host COMMAND --help   (the usage of one command)\n"
       "  todo-host --help | --version\n\n"
       "settings (environment; the flag of the same name wins):\n"
       "  PORT (8080)  HOST (0.0.0.0)  WORKERS (CPU count)  DATABASE_URL  LOG_LEVEL (info)\n"
       "  MAX_BODY_BYTES (1048576)  MAX_HEADER_BYTES (16384)  HEADER_TIMEOUT_MS (10000)\n"
+      "  MAX_PENDING_OUTPUT_BYTES (262144: unsent answers before a connection is not read)\n"
       "  BODY_TIMEOUT_MS (30000)  KEEPALIVE_TIMEOUT_MS (60000)  MAX_CONNECTIONS (10000)\n"
       "  DRAIN_TIMEOUT_MS (20000)  CPU_BUDGET_MS (1000)  BUNDLE_MEMORY_MB (256)  ACCESS_LOG (on)\n"
       "  LUA_GC (generational | incremental)\n"
@@ -64,6 +68,42 @@ static void usage(FILE *f) {
       "  BUS (postgres | dapr)\n"
       "  TODO_LUA_ROOT (the shared lua/ directory; found next to the bundles by default)\n",
       TH_VERSION);
+}
+
+/* `todo-host COMMAND --help`: the usage of one command, on stdout. */
+static int command_help(const char *cmd) {
+  const char *text = NULL;
+  if (!strcmp(cmd, "run"))
+    text = "usage: todo-host run [--watch] [--port N] [--workers N] [--SETTING VALUE] "
+           "BUNDLE_DIR...\n"
+           "  Serve the bundles (each a directory with a service.lua) on PORT (8080).\n"
+           "  --watch reloads the bundles when their files change (make run WATCH=1).\n"
+           "  Every setting of `todo-host --help` is also a flag: --max-body 4096, ...\n";
+  else if (!strcmp(cmd, "migrate"))
+    text = "usage: todo-host migrate BUNDLE_DIR...\n"
+           "  Apply each bundle's migrations/NNN_name.sql not applied yet (DATABASE_URL).\n";
+  else if (!strcmp(cmd, "script"))
+    text = "usage: todo-host script FILE [ARGS...]\n"
+           "  Run a Lua file with every primitive (pg, http, timer, ...); ARGS are arg[1..].\n"
+           "  DATABASE_URL is used by pg. Exit status 0, or 1 when the script failed.\n";
+  else if (!strcmp(cmd, "token"))
+    text = "usage: todo-host token --sub USER [--ttl SECONDS]\n"
+           "  Print a development HS256 token for USER, valid for SECONDS (3600).\n"
+           "  Needs AUTH_DEV_SECRET (make run keeps it in .data/dev-secret):\n"
+           "    AUTH_DEV_SECRET=$(cat .data/dev-secret) todo-host token --sub me\n"
+           "  AUTH_ISSUER and AUTH_AUDIENCE, when set, go into the token.\n";
+  if (!text) return -1;
+  fputs(text, stdout);
+  return 0;
+}
+
+/* Anywhere among a command's flags; for `script`, only in place of the FILE (what
+ * follows it is the script's own arguments). */
+static int wants_help(int argc, char **argv) {
+  int last = !strcmp(argv[1], "script") ? (argc > 3 ? 3 : argc) : argc;
+  for (int i = 2; i < last; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+  return 0;
 }
 
 /* lua/ beside services/: <bundle>/../../lua, else the installed share dir. */
@@ -186,6 +226,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 static int worker_main(void) {
   th_loop_init();
+  th_metrics_start();
   th_server_set_ready_probe(database_ready);
   th_log_set_level(th_cfg.log_level);
   th_log_attach_loop();
@@ -335,6 +376,11 @@ static int cmd_run(int argc, char **argv) {
   th_log_set_level(th_cfg.log_level);
   if (getenv("AUTH_DEV_SECRET"))
     th_log(NULL, "warn", "AUTH_DEV_SECRET is set: development HS256 tokens are accepted");
+  /* Counters shared by every worker: one exposition on /metrics. */
+  if (th_metrics_share() < 0) {
+    fprintf(stderr, "todo-host: cannot map the shared metrics table\n");
+    return 2;
+  }
   /* Load every bundle once before forking so a broken manifest stops start-up
    * with one line, not one line per worker. */
   th_loop_init();
@@ -436,9 +482,13 @@ static int cmd_token(int argc, char **argv) {
   const char *sub = NULL;
   long ttl = 3600;
   for (int i = 2; i < argc; i++) {
-    if (!strcmp(argv[i], "--sub") && i + 1 < argc) {
+    if ((!strcmp(argv[i], "--sub") || !strcmp(argv[i], "--ttl")) && i + 1 == argc) {
+      fprintf(stderr, "todo-host token: %s needs a value (see todo-host token --help)\n", argv[i]);
+      return 2;
+    }
+    if (!strcmp(argv[i], "--sub")) {
       sub = argv[++i];
-    } else if (!strcmp(argv[i], "--ttl") && i + 1 < argc) {
+    } else if (!strcmp(argv[i], "--ttl")) {
       char *end;
       ttl = strtol(argv[++i], &end, 10);
       if (*end || ttl <= 0) {
@@ -446,19 +496,26 @@ static int cmd_token(int argc, char **argv) {
         return 2;
       }
     } else {
-      fprintf(stderr, "todo-host: token: unexpected argument %s\n", argv[i]);
+      fprintf(stderr, "todo-host token: unexpected argument %s (see todo-host token --help)\n",
+              argv[i]);
       return 2;
     }
   }
   const char *secret = getenv("AUTH_DEV_SECRET");
+  int missing = 0;
   if (!sub || !*sub) {
-    fprintf(stderr, "todo-host: token needs --sub USER\n");
-    return 2;
+    fprintf(stderr, "todo-host token: missing --sub USER: the user id the token is for\n");
+    missing = 1;
   }
   if (!secret || !*secret) {
-    fprintf(stderr, "todo-host: token needs AUTH_DEV_SECRET (development tokens only)\n");
-    return 2;
+    fprintf(stderr,
+            "todo-host token: missing AUTH_DEV_SECRET: the development secret that signs the "
+            "token\n"
+            "  (make run keeps it in .data/dev-secret: AUTH_DEV_SECRET=$(cat .data/dev-secret) "
+            "todo-host token --sub me)\n");
+    missing = 1;
   }
+  if (missing) return 2;
   /* AUTH_AUDIENCE may list several accepted audiences; a token carries the first. */
   char audience[256] = "";
   const char *aud = getenv("AUTH_AUDIENCE");
@@ -485,6 +542,7 @@ int main(int argc, char **argv) {
     printf("todo-host %s\n", TH_VERSION);
     return 0;
   }
+  if (wants_help(argc, argv) && command_help(argv[1]) == 0) return 0;
   if (th_config_from_env() < 0) return 2;
   th_ws_register();
   th_host_set_preload(th_primitives_preload);

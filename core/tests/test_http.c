@@ -202,11 +202,13 @@ static int t_basic_headers(void) {
 
 static int t_request_id_taken_from_request(void) {
   resp r;
-  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\nX-Request-Id: trace-42\r\n\r\n", &r) == 0,
+  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\nHost: t\r\nX-Request-Id: trace-42\r\n\r\n",
+                &r) == 0,
         "no response");
   CHECK(strstr(r.headers, "\r\nX-Request-Id: trace-42\r\n"), "id not echoed: %s", r.headers);
   /* an id with characters that could split a header is replaced */
-  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\nX-Request-Id: a b\r\n\r\n", &r) == 0,
+  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\nHost: t\r\nX-Request-Id: a b\r\n\r\n",
+                &r) == 0,
         "no response");
   CHECK(!strstr(r.headers, "X-Request-Id: a b"), "unsafe id echoed");
   return 0;
@@ -215,9 +217,9 @@ static int t_request_id_taken_from_request(void) {
 static int t_keep_alive_two_requests(void) {
   int fd = connect_port(main_host.port);
   resp r;
-  send_str(fd, "GET /hello HTTP/1.1\r\n\r\n");
+  send_str(fd, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
   CHECK(read_response(fd, &r, 2000) == 0 && r.status == 200, "first");
-  send_str(fd, "GET /echo/k/a HTTP/1.1\r\n\r\n");
+  send_str(fd, "GET /echo/k/a HTTP/1.1\r\nHost: t\r\n\r\n");
   CHECK(read_response(fd, &r, 2000) == 0 && r.status == 200, "second on the same connection");
   CHECK(strstr(r.body, "\"a\":\"k\""), "body %s", r.body);
   close(fd);
@@ -228,9 +230,9 @@ static int t_pipelining_in_order(void) {
   int fd = connect_port(main_host.port);
   resp r;
   /* the slow request comes first: its answer must still come first */
-  send_str(fd, "GET /sleep/1?ms=150 HTTP/1.1\r\n\r\n"
-               "GET /echo/second/x HTTP/1.1\r\n\r\n"
-               "GET /hello HTTP/1.1\r\n\r\n");
+  send_str(fd, "GET /sleep/1?ms=150 HTTP/1.1\r\nHost: t\r\n\r\n"
+               "GET /echo/second/x HTTP/1.1\r\nHost: t\r\n\r\n"
+               "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
   CHECK(read_response(fd, &r, 3000) == 0 && strstr(r.body, "\"slept\":150"), "first: %s", r.body);
   CHECK(read_response(fd, &r, 3000) == 0 && strstr(r.body, "\"a\":\"second\""), "second: %s",
         r.body);
@@ -243,7 +245,7 @@ static int t_pipelining_in_order(void) {
  * must not recurse once per request (it would run out of stack). */
 static int t_deep_pipelining(void) {
   enum { N = 20000 };
-  static const char one[] = "GET /hello HTTP/1.1\r\n\r\n";
+  static const char one[] = "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
   size_t len = sizeof one - 1;
   char *raw = malloc(len * N + 1);
   for (int i = 0; i < N; i++)
@@ -267,7 +269,8 @@ static int t_deep_pipelining(void) {
   close(fd);
   CHECK(ok == N, "only %d of %d pipelined answers", ok, N);
   resp after;
-  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\n\r\n", &after) == 0 && after.status == 200,
+  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &after) == 0 &&
+            after.status == 200,
         "server alive after");
   return 0;
 }
@@ -275,7 +278,7 @@ static int t_deep_pipelining(void) {
 static int t_chunked_body(void) {
   resp r;
   CHECK(request(main_host.port,
-                "POST /echo/a/b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "POST /echo/a/b HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                 "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
                 &r) == 0,
         "no response");
@@ -286,7 +289,8 @@ static int t_chunked_body(void) {
 
 static int t_content_length_over_limit_413(void) {
   resp r;
-  CHECK(request(main_host.port, "POST /echo/a/b HTTP/1.1\r\nContent-Length: 5000\r\n\r\n", &r) == 0,
+  CHECK(request(main_host.port,
+                "POST /echo/a/b HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n", &r) == 0,
         "no response");
   CHECK(r.status == 413, "status %d", r.status);
   CHECK(strstr(r.body, "\"code\":\"body_too_large\""), "body %s", r.body);
@@ -295,8 +299,8 @@ static int t_content_length_over_limit_413(void) {
 
 static int t_chunked_over_limit_413(void) {
   char raw[4096];
-  int n =
-      snprintf(raw, sizeof raw, "POST /echo/a/b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+  int n = snprintf(raw, sizeof raw,
+                   "POST /echo/a/b HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
   for (int i = 0; i < 3; i++) {
     n += snprintf(raw + n, sizeof raw - (size_t)n, "200\r\n");
     memset(raw + n, 'x', 512);
@@ -313,7 +317,7 @@ static int t_chunked_over_limit_413(void) {
 static int t_headers_over_limit_431(void) {
   size_t big = 20000;
   char *raw = malloc(big + 128);
-  int n = sprintf(raw, "GET /hello HTTP/1.1\r\nX-Big: ");
+  int n = sprintf(raw, "GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: ");
   memset(raw + n, 'a', big);
   strcpy(raw + n + big, "\r\n\r\n");
   resp r;
@@ -326,7 +330,7 @@ static int t_headers_over_limit_431(void) {
 
 static int t_many_small_headers_431(void) {
   char raw[65536];
-  int n = sprintf(raw, "GET /hello HTTP/1.1\r\n");
+  int n = sprintf(raw, "GET /hello HTTP/1.1\r\nHost: t\r\n");
   for (int i = 0; i < 1200; i++)
     n += sprintf(raw + n, "X-H%d: abcdefghij\r\n", i);
   sprintf(raw + n, "\r\n");
@@ -339,7 +343,7 @@ static int t_many_small_headers_431(void) {
 static int t_malformed_400_then_close(void) {
   int fd = connect_port(main_host.port);
   char buf[4096];
-  send_str(fd, "GARBAGE\x01 / HTTP/1.1\r\n\r\n");
+  send_str(fd, "GARBAGE\x01 / HTTP/1.1\r\nHost: t\r\n\r\n");
   long n = read_to_close(fd, buf, sizeof buf, 2000);
   close(fd);
   CHECK(n > 0, "no answer before close");
@@ -350,7 +354,7 @@ static int t_malformed_400_then_close(void) {
 
 static int t_bad_header_line_400(void) {
   resp r;
-  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\nNo colon here\r\n\r\n", &r) == 0,
+  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\nHost: t\r\nNo colon here\r\n\r\n", &r) == 0,
         "no response");
   CHECK(r.status == 400, "status %d", r.status);
   return 0;
@@ -379,7 +383,7 @@ static int t_silent_connection_408(void) {
 static int t_body_timeout_408(void) {
   int fd = connect_port(main_host.port);
   char buf[4096];
-  send_str(fd, "POST /echo/a/b HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
+  send_str(fd, "POST /echo/a/b HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
   long n = read_to_close(fd, buf, sizeof buf, 3000);
   close(fd);
   CHECK(n > 0 && !strncmp(buf, "HTTP/1.1 408", 12), "got %s", buf);
@@ -390,7 +394,7 @@ static int t_idle_keepalive_closed(void) {
   int fd = connect_port(main_host.port);
   resp r;
   char buf[256];
-  send_str(fd, "GET /hello HTTP/1.1\r\n\r\n");
+  send_str(fd, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
   CHECK(read_response(fd, &r, 2000) == 0 && r.status == 200, "first");
   long n = read_to_close(fd, buf, sizeof buf, 3000);
   close(fd);
@@ -411,7 +415,7 @@ static int t_http10_closes(void) {
 static int t_head_has_no_body(void) {
   int fd = connect_port(main_host.port);
   char buf[4096];
-  send_str(fd, "HEAD /hello HTTP/1.1\r\nConnection: close\r\n\r\n");
+  send_str(fd, "HEAD /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
   long n = read_to_close(fd, buf, sizeof buf, 2000);
   close(fd);
   CHECK(n > 0 && strstr(buf, "Content-Length: 5\r\n"), "got %s", buf);
@@ -421,10 +425,12 @@ static int t_head_has_no_body(void) {
 
 static int t_not_found_and_method(void) {
   resp r;
-  CHECK(request(main_host.port, "GET /nothing HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 404,
+  CHECK(request(main_host.port, "GET /nothing HTTP/1.1\r\nHost: t\r\n\r\n", &r) == 0 &&
+            r.status == 404,
         "404: %d", r.status);
   CHECK(strstr(r.body, "\"error\":{\"code\":\"not_found\""), "shape %s", r.body);
-  CHECK(request(main_host.port, "DELETE /hello HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 405,
+  CHECK(request(main_host.port, "DELETE /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r) == 0 &&
+            r.status == 405,
         "405: %d", r.status);
   CHECK(strstr(r.headers, "\r\nAllow: GET, HEAD\r\n"), "Allow header: %s", r.headers);
   return 0;
@@ -432,10 +438,11 @@ static int t_not_found_and_method(void) {
 
 static int t_disconnect_mid_body_then_serves(void) {
   int fd = connect_port(main_host.port);
-  send_str(fd, "POST /echo/a/b HTTP/1.1\r\nContent-Length: 100\r\n\r\nonly-part");
+  send_str(fd, "POST /echo/a/b HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly-part");
   close(fd);
   resp r;
-  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 200,
+  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r) == 0 &&
+            r.status == 200,
         "after");
   return 0;
 }
@@ -443,22 +450,25 @@ static int t_disconnect_mid_body_then_serves(void) {
 static int t_disconnect_while_handler_waits(void) {
   for (int i = 0; i < 20; i++) {
     int fd = connect_port(main_host.port);
-    send_str(fd, "GET /sleep/9?ms=100 HTTP/1.1\r\n\r\n");
+    send_str(fd, "GET /sleep/9?ms=100 HTTP/1.1\r\nHost: t\r\n\r\n");
     close(fd);
   }
   usleep(250000); /* the handlers finish after their clients left */
   resp r;
-  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 200,
+  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r) == 0 &&
+            r.status == 200,
         "after");
   return 0;
 }
 
 static int t_handler_error_500_keeps_serving(void) {
   resp r;
-  CHECK(request(main_host.port, "GET /fail HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 500,
+  CHECK(request(main_host.port, "GET /fail HTTP/1.1\r\nHost: t\r\n\r\n", &r) == 0 &&
+            r.status == 500,
         "status %d", r.status);
   CHECK(strstr(r.body, "\"request_id\":\""), "no request id in %s", r.body);
-  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\n\r\n", &r) == 0 && r.status == 200,
+  CHECK(request(main_host.port, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r) == 0 &&
+            r.status == 200,
         "after");
   return 0;
 }
@@ -477,7 +487,7 @@ static int t_connection_cap_503(void) {
   close(c);
   usleep(100000);
   resp r;
-  int after = request(h.port, "GET /hello HTTP/1.1\r\n\r\n", &r);
+  int after = request(h.port, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", &r);
   int code = stop_host(h);
   CHECK(n > 0 && !strncmp(buf, "HTTP/1.1 503", 12), "third connection got %s", buf);
   CHECK(after == 0 && r.status == 200, "a slot freed up but the server did not answer");
@@ -488,7 +498,7 @@ static int t_connection_cap_503(void) {
 static int t_graceful_drain(void) {
   host h = start_host(NULL);
   int fd = connect_port(h.port);
-  send_str(fd, "GET /sleep/1?ms=300 HTTP/1.1\r\n\r\n");
+  send_str(fd, "GET /sleep/1?ms=300 HTTP/1.1\r\nHost: t\r\n\r\n");
   usleep(50000);
   kill(h.pid, SIGTERM);
   resp r;

@@ -86,6 +86,12 @@ function M.detect(env)
     return "nothing_pending"
   end
   if S:find(" snooze ", 1, true) then return "snooze", has(env, "snooze") end
+  -- "remind me again in an hour (about task 3)", "remind me about the report again at 6":
+  -- a reminder that fired, again later; "remind me to ... again" stays a new task
+  if S:find(" remind me again ", 1, true) or ((S:find(" remind me about ", 1, true)
+    or S:find(" remind me of ", 1, true)) and S:find(" again ", 1, true) and not S:find(" to ", 1, true)) then
+    return "snooze", has(env, "me")
+  end
   if plan_words(S) then return "plan", 1 end
   -- the first word that is not a filler
   local i = 1

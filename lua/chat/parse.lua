@@ -223,7 +223,8 @@ local function handle_snooze(env, vi)
   end
   for i = 1, #toks do
     local x = w(env, i)
-    if x == "reminder" or x == "reminders" or x == "alarm" or x == "notification" or x == "until" or x == "for" then
+    if x == "reminder" or x == "reminders" or x == "alarm" or x == "notification" or x == "until" or x == "for"
+      or x == "again" or ((x == "about" or x == "of") and i == vi + 1) then
       mark(env, i)
     end
   end

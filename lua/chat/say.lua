@@ -64,7 +64,12 @@ end
 local function failure(err)
   if err.code == "not_found" then return "I couldn't find that task (it may have been deleted)." end
   if err.code == "unavailable" then return "I can't reach the task store right now; please try again in a moment." end
-  if err.code == "not_supported" then return err.message end
+  if err.code == "nothing_to_snooze" then
+    return "No reminder of that task has fired yet, so there is nothing to snooze. "
+      .. "You can give it a reminder instead, e.g. \"remind me about it 1 hour before\"."
+  end
+  if err.code == "task_completed" then return "That task is done; reopen it first to snooze its reminder." end
+  if err.code == "reminders_unavailable" then return "Reminders are not enabled on this server." end
   return "I couldn't do that: " .. tostring(err.message) .. "."
 end
 
@@ -114,7 +119,9 @@ function M.answer(result, outcomes, zone, now)
       end
       lines[#lines + 1] = "Moved " .. table.concat(names, ", ") .. "."
     elseif o.name == "snooze_reminder" then
-      lines[#lines + 1] = "Snoozed the reminder of " .. quoted(r.task) .. "."
+      local until_at = M.when(r.remind_at, zone, now)
+      lines[#lines + 1] = "Snoozed the reminder of " .. quoted(r.task)
+        .. (until_at and (" until " .. until_at) or "") .. "."
     elseif o.name == "plan_day" then
       local parts = {}
       local n = 0

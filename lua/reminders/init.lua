@@ -11,6 +11,13 @@ local M = {}
 --- At most this many reminders per task.
 M.MAX = 10
 
+--- The NOTIFY channel of schedule changes: a change to `reminder_schedule` due soon
+-- notifies it so that every replica's scheduler recomputes its sleep.
+M.CHANNEL = "todo_reminders"
+
+--- A scheduler sleeps at most this long, so only rows due sooner need a NOTIFY.
+M.MAX_SLEEP = tonumber(os.getenv("NOTIFY_MAX_SLEEP_SECONDS") or "") or 30
+
 local function epoch_of(s)
   if type(s) ~= "string" then return nil end
   local tz = require "tz"

@@ -16,11 +16,11 @@ local clock = require "notification.clock"
 
 local M = {}
 
---- The NOTIFY channel of schedule changes.
-M.CHANNEL = "todo_reminders"
+--- The NOTIFY channel of schedule changes (shared with reminders.snooze).
+M.CHANNEL = reminders.CHANNEL
 
 --- A scheduler sleeps at most this long, so only rows due sooner need a NOTIFY.
-M.MAX_SLEEP = tonumber(os.getenv("NOTIFY_MAX_SLEEP_SECONDS") or "") or 30
+M.MAX_SLEEP = reminders.MAX_SLEEP
 
 local RELEVANT = { due_at = true, tz = true, reminders = true, completed = true }
 

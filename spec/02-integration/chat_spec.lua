@@ -212,6 +212,17 @@ describe("chat bundle", function()
     assert.same(before, titles(alice))
   end)
 
+  it("refuses a zone with the task API's own message", function()
+    local s, b = host:request("POST", "/api/chat", { token = alice, body = { message = "hi", tz = "+01:00" } })
+    assert.equal(422, s)
+    assert.equal("tz", b.error.field)
+    assert.equal('unknown time zone "+01:00": use an IANA name such as Europe/Berlin', b.error.message:sub(1, 66))
+    local s2, task = host:request("POST", "/api/tasks",
+      { token = alice, body = { title = "zone probe", tz = "+01:00" } })
+    assert.equal(422, s2)
+    assert.equal(task.error.message, b.error.message)
+  end)
+
   it("another user's task ids are 'not found' through every tool, and stay unchanged", function()
     local s, theirs = rest("POST", "/api/tasks", bob, { title = "Bob's secret", due_at = "2030-01-01T09:00:00Z" })
     assert.equal(201, s)

@@ -1,7 +1,7 @@
 -- Host limits at their edges and the bundle sandbox (issue 13: changes the rest of the
 -- suite let through): a body of exactly MAX_BODY_BYTES is served, one byte more is 413;
--- a bundle has no dofile, loadfile, io, os.execute, os.remove, os.exit, nor C modules
--- from disk.
+-- a bundle has no dofile, loadfile, io, os.execute, os.remove, os.exit, no debug library
+-- (not even through require), no package.loadlib, nor C modules from disk.
 local h = require "spec.helpers"
 
 describe("host limits and sandbox", function()
@@ -24,7 +24,8 @@ describe("host limits and sandbox", function()
   it("gives a bundle no way to run files, commands or C modules from disk", function()
     local status, env = host:request("GET", "/sandbox")
     assert.are.equal(200, status)
-    for _, name in ipairs { "dofile", "loadfile", "io", "os_execute", "os_remove", "os_exit", "c_module" } do
+    for _, name in ipairs { "dofile", "loadfile", "io", "os_execute", "os_remove", "os_exit", "c_module",
+                            "debug", "package_loadlib", "require_debug" } do
       assert.is_false(env[name], name .. " is available to a bundle")
     end
     assert.are.equal("", env.cpath)

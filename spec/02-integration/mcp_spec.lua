@@ -86,6 +86,17 @@ describe("MCP endpoint", function()
     end
   end)
 
+  it("snooze_reminder without the notification bundle: a tool error saying so, never a 500", function()
+    local s, task = host:request("POST", "/api/tasks", { token = token, body = { title = "no reminders here" } })
+    assert.equal(201, s)
+    local b
+    s, b = rpc { jsonrpc = "2.0", id = 7, method = "tools/call",
+      params = { name = "snooze_reminder", arguments = { id = task.id, ["for"] = "PT10M" } } }
+    assert.equal(200, s)
+    assert.is_true(b.result.isError)
+    assert.equal("reminders_unavailable", b.result.structuredContent.error.code)
+  end)
+
   it("refuses an unsupported protocol version header, a foreign origin, other content types", function()
     local s, b = rpc({ jsonrpc = "2.0", id = 1, method = "ping" }, { ["MCP-Protocol-Version"] = "2020-01-01" })
     assert.equal(400, s)

@@ -94,9 +94,24 @@ void th_push_urldecoded(lua_State *L, const char *s, size_t n, int plus_as_space
 /* Run a matched route's handler for conn's current request. */
 void th_http_dispatch(th_conn *conn, th_request *req, const th_route *route);
 
+/* ---- RFC 9112 checks llhttp 8.1 leaves to the host (strict.c) ----------- */
+
+/* The status a parsed request head must be refused with (400, 417, 501, 505),
+ * with *msg saying why, or 0. *expect_continue: the client waits for a 100. */
+int th__http_check_head(const th_request *r, int major, int minor, int version_seen,
+                        int *expect_continue, const char **msg);
+/* An absolute-form target (http://host/path?q) becomes its origin form. */
+void th__http_absolute_form(th_buf *url);
+
+/* Append to out the security headers (headers.c) that `given` ("Name: value\r\n"
+ * lines a handler set) does not already have. */
+void th__http_add_security_headers(th_buf *out, const th_buf *given);
+
 /* ---- server lifecycle (server.c) ----------------------------------------- */
 
 int th_server_listen(const char *host, int port, int reuseport);
+/* The port listened on (the kernel's choice after PORT=0), or -1. */
+int th_server_port(void);
 /* Serve g from now on (its router is built here; the previous generation is
  * retired). Returns -1, changing nothing, when g's routes are refused. */
 int th_server_set_generation(th_generation *g);

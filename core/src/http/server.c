@@ -3,7 +3,9 @@
  * Owns the listening socket and every connection (th_conn). A connection parses
  * with llhttp and handles one request at a time: the parser pauses after each
  * message, the request is dispatched, and parsing resumes after the response is
- * queued, so pipelined responses leave in order. Limits answer with their own
+ * queued, so pipelined responses leave in order. Past MAX_PENDING_OUTPUT_BYTES
+ * of unsent answers a connection is neither read nor parsed until it drains
+ * (backpressure). Limits answer with their own
  * status: 431 (headers), 413 (body), 400 (malformed), 408 (slow headers or
  * body), 503 (connection cap). A th_conn is freed in the close callback of its
  * last handle, and never while a handler still runs for it (refs).
@@ -11,11 +13,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,11 +42,18 @@ struct th_conn {
   conn_phase phase;
   int refs; /* tcp + timer + a running handler */
   int reading;
-  int error_status;   /* set by a callback that stops the parser */
-  int last_was_value; /* header callbacks: value seen since the last field */
-  int parsing;        /* inside conn_continue */
+  int error_status;           /* set by a callback that stops the parser */
+  int last_was_value;         /* header callbacks: value seen since the last field */
+  int parsing;                /* inside conn_continue */
+  int version_seen;           /* the request line named a version (else HTTP/0.9) */
+  int value_done;             /* header callbacks: the last value is complete */
+  const char *error_msg;      /* why error_status, when a check of strict.c said */
+  const char *exec_start;     /* what the running llhttp_execute was given */
+  const char *value_span_end; /* end of the current header value's last span */
+  int last_send_queue;        /* SIOCOUTQ when its timer last ran while output was blocked */
   size_t header_bytes;
-  th_list link; /* in `conns`: live connections, for draining */
+  size_t chunk_ext_bytes; /* chunk extensions count against MAX_BODY_BYTES */
+  th_list link;           /* in `conns`: live connections, for draining */
 };
 
 typedef struct write_req {
@@ -95,6 +106,7 @@ static const char *status_text(int status) {
   case 410: return "Gone";
   case 412: return "Precondition Failed";
   case 413: return "Content Too Large";
+  case 417: return "Expectation Failed";
   case 415: return "Unsupported Media Type";
   case 422: return "Unprocessable Content";
   case 428: return "Precondition Required";
@@ -105,6 +117,7 @@ static const char *status_text(int status) {
   case 502: return "Bad Gateway";
   case 503: return "Service Unavailable";
   case 504: return "Gateway Timeout";
+  case 505: return "HTTP Version Not Supported";
   default: return "Status";
   }
 }
@@ -175,6 +188,7 @@ static void request_reset(th_request *r) {
 }
 
 static void set_timer(th_conn *c, int ms);
+static void conn_write(th_conn *c, const char *data, size_t len, int close_after);
 
 /* ---- llhttp callbacks -------------------------------------------------- */
 
@@ -192,6 +206,11 @@ static int on_message_begin(llhttp_t *p) {
   th_conn *c = p->data;
   request_reset(&c->req);
   c->header_bytes = 0;
+  c->chunk_ext_bytes = 0;
+  c->error_msg = NULL;
+  c->version_seen = 0;
+  c->value_done = 0;
+  c->value_span_end = NULL;
   c->last_was_value = 1;
   c->req.start_ns = uv_hrtime();
   if (c->phase == C_IDLE) {
@@ -208,10 +227,17 @@ static int on_url(llhttp_t *p, const char *at, size_t n) {
   return 0;
 }
 
+static int on_version_complete(llhttp_t *p) {
+  ((th_conn *)p->data)->version_seen = 1;
+  return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t n) {
   th_conn *c = p->data;
   th_request *r = &c->req;
   if (count_header_bytes(c, n + 4)) return -1;
+  c->value_done = 0;
+  c->value_span_end = NULL;
   if (c->last_was_value) {
     if (r->nheaders == r->cap_headers) {
       r->cap_headers = r->cap_headers ? r->cap_headers * 2 : 16;
@@ -240,7 +266,19 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n) {
   th_conn *c = p->data;
   th_request *r = &c->req;
   if (count_header_bytes(c, n)) return -1;
+  if (r->nheaders == 0 || c->value_done) { /* a value without a name (": v") */
+    c->error_msg = "a header has an empty name";
+    return fail(c, 400);
+  }
   th_header *h = &r->headers[r->nheaders - 1];
+  /* llhttp 8.1 joins an obs-fold continuation line to the value as a second
+   * span; spans of one value are otherwise contiguous, or the second starts a
+   * new llhttp_execute. RFC 9112 5.2: reject the fold. */
+  if (c->last_was_value && c->value_span_end && at != c->value_span_end && at != c->exec_start) {
+    c->error_msg = "obsolete line folding is not accepted";
+    return fail(c, 400);
+  }
+  c->value_span_end = at + n;
   if (!c->last_was_value) {
     th_buf_add(&r->hbuf, "", 1); /* NUL after the name */
     h->value_off = r->hbuf.len;
@@ -254,6 +292,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n) {
 static int on_header_value_complete(llhttp_t *p) {
   th_conn *c = p->data;
   th_buf_add(&c->req.hbuf, "", 1); /* NUL after the value */
+  c->value_done = 1;
+  c->value_span_end = NULL;
   return 0;
 }
 
@@ -265,6 +305,16 @@ static int on_headers_complete(llhttp_t *p) {
     if (r->headers[i].value_off == 0)
       r->headers[i].value_off = r->headers[i].name_off + r->headers[i].name_len;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > th_cfg.max_body) return fail(c, 413);
+  int expect_continue = 0;
+  int refuse = th__http_check_head(r, p->http_major, p->http_minor, c->version_seen,
+                                   &expect_continue, &c->error_msg);
+  if (refuse) return fail(c, refuse);
+  th__http_absolute_form(&r->url);
+  if (expect_continue && (p->content_length > 0 || (p->flags & F_CHUNKED))) {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    conn_write(c, cont, sizeof cont - 1, 0);
+    if (c->phase == C_CLOSING) return -1; /* the write failed: the connection is gone */
+  }
   r->method = llhttp_method_name((llhttp_method_t)p->method);
   r->method_id = (int)p->method;
   r->head = p->method == HTTP_HEAD;
@@ -277,9 +327,16 @@ static int on_headers_complete(llhttp_t *p) {
 
 static int on_body(llhttp_t *p, const char *at, size_t n) {
   th_conn *c = p->data;
-  if (c->req.body.len + n > th_cfg.max_body) return fail(c, 413);
+  if (c->req.body.len + c->chunk_ext_bytes + n > th_cfg.max_body) return fail(c, 413);
   th_buf_add(&c->req.body, at, n);
   return 0;
+}
+
+static int on_chunk_extension(llhttp_t *p, const char *at, size_t n) {
+  th_conn *c = p->data;
+  (void)at;
+  c->chunk_ext_bytes += n;
+  return c->req.body.len + c->chunk_ext_bytes > th_cfg.max_body ? fail(c, 413) : 0;
 }
 
 static int on_message_complete(llhttp_t *p) {
@@ -292,11 +349,24 @@ static int on_message_complete(llhttp_t *p) {
 
 /* ---- writing ----------------------------------------------------------- */
 
+/* Unsent response bytes of c over th_cfg.max_pending_output: the connection is
+ * neither read nor parsed until the client takes its answers (backpressure). */
+static int output_blocked(th_conn *c) {
+  return uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > th_cfg.max_pending_output;
+}
+
 static void on_written(uv_write_t *w, int status) {
   write_req *wr = (write_req *)w;
   th_conn *c = wr->conn;
-  if (status < 0 || wr->close_after) conn_close(c);
+  int close = status < 0 || wr->close_after;
   free(wr);
+  if (close) {
+    conn_close(c);
+    return;
+  }
+  /* Drained below the bound: go on with what is buffered, then read again. */
+  if (c->phase != C_CLOSING && c->phase != C_HANDLING && !c->parsing && !output_blocked(c))
+    conn_continue(c);
 }
 
 /* Queue bytes; uv_try_write first so that the common small response needs no
@@ -373,7 +443,11 @@ void th_conn_respond(th_conn *c, th_response *res) {
     th_buf_add(o, "\r\n", 2);
   }
   if (res->headers.len) th_buf_add(o, res->headers.data, res->headers.len);
-  if (close_after) th_buf_adds(o, "Connection: close\r\n");
+  th__http_add_security_headers(o, &res->headers);
+  if (close_after)
+    th_buf_adds(o, "Connection: close\r\n");
+  else if (c->parser.http_major == 1 && c->parser.http_minor == 0)
+    th_buf_adds(o, "Connection: keep-alive\r\n"); /* HTTP/1.0 closes unless told */
   th_buf_add(o, "\r\n", 2);
   size_t head_len = o->len;
   if (!r->head && res->body_len && res->status != 204 && res->status != 304)
@@ -533,9 +607,11 @@ int th_conn_take_socket(th_conn *c, th_buf *rest) {
 /* Parse what is buffered; stops after one complete request (paused). */
 static void conn_continue(th_conn *c) {
   c->parsing = 1;
-  while (c->phase != C_HANDLING && c->phase != C_CLOSING && c->in_off < c->in.len) {
+  while (c->phase != C_HANDLING && c->phase != C_CLOSING && c->in_off < c->in.len &&
+         !output_blocked(c)) {
     const char *start = c->in.data + c->in_off;
     size_t len = c->in.len - c->in_off;
+    c->exec_start = start;
     llhttp_errno_t err = llhttp_execute(&c->parser, start, len);
     if (err == HPE_OK) {
       c->in_off = c->in.len;
@@ -545,13 +621,22 @@ static void conn_continue(th_conn *c) {
       dispatch(c);
       if (c->phase == C_HANDLING) break; /* a handler runs; continue when it answers */
       continue;
+    } else if (c->phase == C_CLOSING) {
+      c->parsing = 0;
+      return; /* closed from inside a callback */
     } else {
-      int status = c->error_status ? c->error_status : 400;
+      int status = c->error_status              ? c->error_status
+                   : err == HPE_INVALID_VERSION ? 505 /* e.g. HTTP/1.2, HTTP/0.9 */
+                                                : 400;
       const char *code = status == 431   ? "headers_too_large"
                          : status == 413 ? "body_too_large"
+                         : status == 417 ? "expectation_failed"
+                         : status == 501 ? "not_implemented"
+                         : status == 505 ? "http_version_not_supported"
                                          : "bad_request";
       const char *msg = status == 431   ? "request headers are too large"
                         : status == 413 ? "request body is too large"
+                        : c->error_msg  ? c->error_msg
                                         : llhttp_get_error_reason(&c->parser);
       if (!c->req.method) c->req.method = "-";
       c->error_status = status;
@@ -606,11 +691,12 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     conn_start_reading(c);
 }
 
-/* Stop reading while a request is being handled and enough is buffered, so a
- * client cannot make us buffer without bound. */
+/* Stop reading while a request is being handled and enough is buffered, or
+ * while the client leaves too many answers unread, so a client cannot make us
+ * buffer without bound in either direction. */
 static void conn_start_reading(th_conn *c) {
   int want =
-      c->phase != C_CLOSING &&
+      c->phase != C_CLOSING && !output_blocked(c) &&
       !(c->phase == C_HANDLING && c->in.len - c->in_off > th_cfg.max_header + th_cfg.max_body);
   if (want && !c->reading) {
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -623,6 +709,20 @@ static void conn_start_reading(th_conn *c) {
 
 static void on_timeout(uv_timer_t *t) {
   th_conn *c = t->data;
+  if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
+    /* Answers still wait for it (it is not idle): it is given time while the
+     * kernel's send queue moves (it reads, if slowly), and closed once it stops
+     * moving (a 408 would not reach it either). */
+    int fd, queued = -1;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &queued) == 0 &&
+        queued != c->last_send_queue) {
+      c->last_send_queue = queued;
+      set_timer(c, th_cfg.keepalive_timeout_ms);
+      return;
+    }
+    conn_close(c);
+    return;
+  }
   if (c->phase == C_HEAD || c->phase == C_BODY) {
     if (!c->req.method) c->req.method = "-";
     c->error_status = 408;
@@ -677,6 +777,7 @@ static void on_connection(uv_stream_t *server, int status) {
   uv_timer_init(th_loop(), &c->timer);
   c->tcp.data = c->timer.data = c;
   c->refs = 2;
+  c->last_send_queue = -1;
   if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -737,6 +838,9 @@ int th_server_listen(const char *host, int port, int reuseport) {
   llhttp_settings_init(&settings);
   settings.on_message_begin = on_message_begin;
   settings.on_url = on_url;
+  settings.on_version_complete = on_version_complete;
+  settings.on_chunk_extension_name = on_chunk_extension;
+  settings.on_chunk_extension_value = on_chunk_extension;
   settings.on_header_field = on_header_field;
   settings.on_header_value = on_header_value;
   settings.on_header_value_complete = on_header_value_complete;
@@ -750,6 +854,14 @@ int th_server_listen(const char *host, int port, int reuseport) {
   uint64_t seed = uv_hrtime() ^ ((uint64_t)getpid() << 32);
   rid_prefix = seed * 0x9E3779B97F4A7C15ull;
   return 0;
+}
+
+int th_server_port(void) {
+  struct sockaddr_storage addr;
+  int len = sizeof addr;
+  if (!listening || uv_tcp_getsockname(&listener, (struct sockaddr *)&addr, &len) < 0) return -1;
+  return ntohs(addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&addr)->sin6_port
+                                          : ((struct sockaddr_in *)&addr)->sin_port);
 }
 
 int th_server_set_generation(th_generation *g) {

@@ -162,7 +162,7 @@ static long lone_surrogate(const char *s, size_t n) {
     } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
       return p - s;
     } else {
-      p += 6;
+      p += cp < 0 ? 2 : 6; /* not four hex digits: yajl refuses it; never step past end */
     }
   }
   return -1;

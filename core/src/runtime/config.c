@@ -34,6 +34,8 @@ static setting settings[] = {
     {"LOG_LEVEL", "log-level", T_CHOICE, &th_cfg.log_level, 0, 0, LEVELS},
     {"MAX_BODY_BYTES", "max-body", T_SIZE, &th_cfg.max_body, 0, 1L << 30, NULL},
     {"MAX_HEADER_BYTES", "max-header", T_SIZE, &th_cfg.max_header, 1024, 1L << 20, NULL},
+    {"MAX_PENDING_OUTPUT_BYTES", "max-pending-output", T_SIZE, &th_cfg.max_pending_output, 4096,
+     1L << 30, NULL},
     {"HEADER_TIMEOUT_MS", "header-timeout", T_INT, &th_cfg.header_timeout_ms, 10, 3600000, NULL},
     {"BODY_TIMEOUT_MS", "body-timeout", T_INT, &th_cfg.body_timeout_ms, 10, 3600000, NULL},
     {"KEEPALIVE_TIMEOUT_MS", "keepalive-timeout", T_INT, &th_cfg.keepalive_timeout_ms, 10, 3600000,
@@ -62,6 +64,7 @@ static void defaults(void) {
   th_cfg.log_level = "info";
   th_cfg.max_body = 1024 * 1024;
   th_cfg.max_header = 16 * 1024;
+  th_cfg.max_pending_output = 256 * 1024;
   th_cfg.header_timeout_ms = 10000;
   th_cfg.body_timeout_ms = 30000;
   th_cfg.keepalive_timeout_ms = 60000;

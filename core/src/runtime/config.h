@@ -14,6 +14,7 @@ typedef struct th_config {
   const char *log_level;          /* debug|info|warn|error */
   size_t max_body;                /* bytes; 413 above */
   size_t max_header;              /* bytes; 431 above */
+  size_t max_pending_output;      /* unsent bytes per connection before it stops being read */
   int header_timeout_ms;          /* 408 when headers are not complete in time */
   int body_timeout_ms;            /* 408 when the body stalls */
   int keepalive_timeout_ms;       /* idle keep-alive connections are closed */

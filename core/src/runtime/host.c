@@ -98,8 +98,10 @@ static void open_lib(lua_State *L, const char *name, lua_CFunction f) {
   lua_pop(L, 1);
 }
 
-/* The bundle environment: pure libraries, a trimmed os, no io, no loading of
- * files outside require, no C modules from disk. */
+/* The bundle environment: pure libraries, a trimmed os, no io, no debug library
+ * (it reaches any function's upvalues and locals, the registry, and hooks), no
+ * loading of files outside require, no C modules from disk (no cpath, no
+ * package.loadlib). The host uses the C debug API itself (hooks, tracebacks). */
 static void sandbox(lua_State *L) {
   static const char *drop_globals[] = {"dofile", "loadfile", NULL};
   static const char *keep_os[] = {"time", "date", "clock", "getenv", "difftime", NULL};
@@ -118,6 +120,8 @@ static void sandbox(lua_State *L) {
   lua_getglobal(L, "package");
   lua_pushliteral(L, "");
   lua_setfield(L, -2, "cpath");
+  lua_pushnil(L);
+  lua_setfield(L, -2, "loadlib");
   lua_pop(L, 1);
 }
 
@@ -251,7 +255,6 @@ th_state *th_state_new(th_state_mode mode, const char *dir, size_t mem_limit, ch
     open_lib(L, LUA_MATHLIBNAME, luaopen_math);
     open_lib(L, LUA_UTF8LIBNAME, luaopen_utf8);
     open_lib(L, LUA_OSLIBNAME, luaopen_os);
-    open_lib(L, LUA_DBLIBNAME, luaopen_debug);
     sandbox(L);
     th_budget_open_coroutine(L);
   }
@@ -366,8 +369,14 @@ static void th__run(th_ctx *ctx, int nargs) {
     /* Add the traceback of the failed coroutine below the message. */
     const char *msg = lua_tostring(ctx->co, -1);
     if (!msg) msg = "(error object is not a string)";
+    /* Lifted for the few bytes of the traceback: an allocation failing here, out
+     * of any protected call, would abort the process (a coroutine that hit the
+     * memory cap still holds what it allocated). */
+    size_t limit = ctx->state->mem_limit;
+    ctx->state->mem_limit = 0;
     luaL_traceback(ctx->co, ctx->co, msg, 0);
     lua_remove(ctx->co, -2);
+    ctx->state->mem_limit = limit;
     ctx->done(ctx, status, 0);
     return;
   }

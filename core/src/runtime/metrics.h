@@ -1,4 +1,5 @@
-/* metrics.h: Prometheus counters and histograms of this worker process. */
+/* metrics.h: Prometheus counters and histograms of the whole process group
+ * (shared by the workers), and each worker's gauges. */
 #ifndef TH_METRICS_H
 #define TH_METRICS_H
 
@@ -20,6 +21,15 @@ void th_metrics_request(th_metrics_route *route, int method_id, const char *meth
 
 /* Gauges the pg pool updates. */
 void th_metrics_pool(int in_use, int idle, int waiting);
+
+/* Make the table the workers share; `run` calls it once before it forks. Without
+ * it (scripts, tests) the first use makes a private one. Returns 0 or -1. */
+int th_metrics_share(void);
+
+/* A worker publishes its gauges (Lua memory per bundle) now and every second
+ * from then on, so that a scrape answered by another worker shows them. */
+void th_metrics_start(void);
+void th_metrics_publish(void);
 
 void th_metrics_render(th_buf *out);
 

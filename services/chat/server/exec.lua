@@ -8,6 +8,7 @@
 -- @module chat.server.exec
 
 local repo = require "tasks.repo"
+local snooze = require "reminders.snooze"
 local tools = require "chat.tools"
 local json = require "json"
 local tz = require "tz"
@@ -161,10 +162,17 @@ function run.reschedule_tasks(user, args, env)
   if args.date and not args.date:match("^%d%d%d%d%-%d%d%-%d%d$") then
     return fail("date must be YYYY-MM-DD", "invalid_field", "date")
   end
-  local out = {}
-  for _, id in ipairs(args.ids) do
+  -- Every id must be the user's before any task moves: another user's (or an unknown) id
+  -- answers not found and changes nothing, as POST /api/tasks/bulk does.
+  local tasks = {}
+  for i, id in ipairs(args.ids) do
     local task, msg, code = repo.get(user, id)
     if not task then return repo_fail(msg, code) end
+    tasks[i] = task
+  end
+  local out = {}
+  for i, id in ipairs(args.ids) do
+    local task = tasks[i]
     local input
     if args.due_at then
       input = { due_at = args.due_at, tz = args.tz or task.tz or env.tz }
@@ -180,16 +188,18 @@ function run.reschedule_tasks(user, args, env)
   return { tasks = out }
 end
 
+-- The snooze is reminders.snooze, the code of POST /api/tasks/:id/snooze: same checks,
+-- same schedule row, same wake-up. The task is read first (scoped to the user) so that
+-- another user's task is "not found" even where no reminders run, and for the answer.
 function run.snooze_reminder(user, args)
-  local ok, notify = pcall(require, "reminders.snooze")
-  if not ok or type(notify) ~= "table" or type(notify.snooze) ~= "function" then
-    local task, msg, code = repo.get(user, args.id)
-    if not task then return repo_fail(msg, code) end
-    return fail("Reminders cannot be snoozed here yet.", "not_supported")
+  local task, msg, code = repo.get(user, args.id)
+  if not task then return repo_fail(msg, code) end
+  local out, p = snooze.snooze(user, args.id, { ["for"] = args["for"], ["until"] = args["until"] })
+  if not out then
+    if p.db then return repo_fail(select(2, repo.db_failure(p.err, p.state))) end
+    return fail(p.message, p.code, p.field)
   end
-  local task, msg, code, detail = notify.snooze(user, args.id, { ["for"] = args["for"], ["until"] = args["until"] })
-  if not task then return repo_fail(msg, code, detail) end
-  return { task = task }
+  return { task = task, remind_at = out.remind_at }
 end
 
 function run.plan_day(user, args, env)

@@ -8,7 +8,7 @@ local guard = require "web.guard"
 local query = require "web.query"
 local json = require "json"
 local timer = require "timer"
-local tzlib = require "tz"
+local schema = require "tasks.schema"
 local parse = require "chat.parse"
 local turn = require "chat.server.turn"
 local store = require "chat.server.store"
@@ -52,11 +52,11 @@ local function check_text(v, field, max)
   return nil
 end
 
+-- The task domain's own check (and message) for a zone, so chat and REST agree.
 local function check_tz(v)
   if v == nil or v == json.null then return nil end
-  if type(v) ~= "string" or #v > 64 or not tzlib.valid(v) then
-    return errors.invalid("tz", "tz must be an IANA zone name like Europe/Paris")
-  end
+  local ok, why = schema.field.tz(v)
+  if not ok then return errors.invalid("tz", why) end
   return nil
 end
 

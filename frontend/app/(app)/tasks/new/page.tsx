@@ -1,0 +1,7 @@
+import TaskEditor from "@/components/TaskEditor";
+
+export const metadata = { title: "New task · todo-chatbot" };
+
+export default function Page() {
+  return <TaskEditor initial={null} />;
+}
