@@ -1,6 +1,7 @@
 # todo-host: the two commands first.
 #   make run    everything up on this machine (PostgreSQL under .data/, all bundles on :8080)
 #   make test   C tests, Lua specs against a real PostgreSQL, then the same under ASan+UBSan
+.PHONY: up-dapr
 .PHONY: run test build build-asan test-fast test-asan test-frontend bench bench-ws lint format clean bootstrap check-deploy eval-chat fuzz
 
 BUILD ?= build
@@ -73,3 +74,7 @@ clean:
 # The image, the Helm chart and the workflows only (also part of make test).
 check-deploy: bootstrap build
 	@scripts/check-image $(BUILD)/todo-host && scripts/check-deploy
+
+# Every service as its own todo-host beside its own daprd, over Redis (dapr/README.md).
+up-dapr: bootstrap build
+	@scripts/up-dapr

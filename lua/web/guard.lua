@@ -1,14 +1,17 @@
 --- Edge guards shared by HTTP handlers: the bearer-token check that sets `req.user`,
+-- (with the per-user rate limit of web.ratelimit when RATE_LIMIT_PER_SECOND is set),
 -- and the JSON body check (415 for another content type, 400 for malformed JSON).
 -- @module web.guard
 
 local errors = require "web.errors"
+local ratelimit = require "web.ratelimit"
 
 local M = {}
 
 --- Wrap a handler so that it runs only with a valid bearer token.
 -- The wrapped handler receives `req` with `req.user` (the token's `sub`) and
--- `req.claims` set; without a valid token the answer is 401 with `WWW-Authenticate`.
+-- `req.claims` set; without a valid token the answer is 401 with `WWW-Authenticate`;
+-- over the user's rate limit, 429 with `Retry-After`.
 -- @tparam function handler `function(req) return status, body, headers end`
 -- @tparam[opt] table auth the auth module (defaults to `require "auth"`)
 -- @treturn function the guarded handler
@@ -23,6 +26,8 @@ function M.authenticated(handler, auth)
     if type(sub) ~= "string" or sub == "" or #sub > 255 then
       return errors.unauthorized("the token has no usable subject")
     end
+    local limited, body, headers = ratelimit.check(sub)
+    if limited then return limited, body, headers end
     req.user = sub
     req.claims = claims
     return handler(req)

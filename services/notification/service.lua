@@ -16,6 +16,7 @@ local snooze = require "notification.snooze"
 local schedule = require "notification.schedule"
 local scheduler = require "notification.scheduler"
 local delivery = require "notification.delivery"
+local cron = require "bus.cron"
 
 local function route(method, path, handler)
   return { method = method, path = path, handler = guard.authenticated(handler) }
@@ -32,6 +33,9 @@ return bus.define {
     route("PUT", "/api/notification-settings", settings.put),
     route("GET", "/api/notification-settings/deliveries", settings.deliveries),
     route("POST", "/api/tasks/:id/snooze", snooze.snooze),
+    -- BUS=dapr: the cron input binding reminder-tick (dapr/*/reminder-tick.yaml) wakes
+    -- the scheduler once a minute, a safety net beside its own timers and NOTIFYs
+    table.unpack(cron.routes("reminder-tick", function() scheduler.waker.poke() end)),
   },
   subscriptions = {
     { topic = "task-events", group = "notification", handler = schedule.on_event },

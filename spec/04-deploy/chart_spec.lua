@@ -218,6 +218,35 @@ describe("Helm chart charts/todo-chatbot", function()
     assert.are.same(cluster.resiliency.spec, res.spec)
   end)
 
+  it("templates dapr/cluster's state store, its address and password from a Secret", function()
+    local store = named(default, "Component", "statestore")
+    local want = yaml_docs("cat dapr/cluster/statestore.yaml")[1]
+    assert.are.equal(want.spec.type, store.spec.type)
+    assert.are.same(want.auth, store.auth)
+    local got = meta_of(store)
+    for _, item in ipairs(want.spec.metadata) do
+      assert.are.same(item, got[item.name], "statestore." .. item.name .. " differs from dapr/cluster")
+    end
+    local api = named(default, "Deployment", "todo-todo-chatbot-api")
+    local e = env_of(api.spec.template.spec.containers[1])
+    assert.are.equal("statestore", e.DAPR_STATESTORE.value)
+    -- its sidecar may reach the Redis port
+    local egress = named(default, "NetworkPolicy", "todo-todo-chatbot-egress")
+    local open = false
+    for _, rule in ipairs(egress.spec.egress) do
+      for _, p in ipairs(rule.ports or {}) do if p.port == 25061 then open = true end end
+    end
+    assert.is_true(open, "the state store's port is not open for egress")
+  end)
+
+  it("templates dapr/cluster's cron binding, scoped to the notification service", function()
+    local tick = named(default, "Component", "reminder-tick")
+    local want = yaml_docs("cat dapr/cluster/reminder-tick.yaml")[1]
+    assert.are.equal(want.spec.type, tick.spec.type)
+    assert.are.same(want.spec.metadata, tick.spec.metadata)
+    assert.are.same(want.scopes, tick.scopes)
+  end)
+
   it("has a secret store, a Configuration with tracing, and migrations as a pre-install/pre-upgrade hook", function()
     local store = named(default, "Component", "secretstore")
     assert.are.equal("secretstores.kubernetes", store.spec.type)
