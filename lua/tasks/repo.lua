@@ -13,7 +13,7 @@
 -- returns `nil, message, code[, detail]` (CONTRIBUTING.md, "Errors"):
 --
 --     code                    detail              when
---     invalid_field, unknown_field, invalid_value, recurrence_needs_due, too_many,
+--     invalid_field, unknown_field, invalid_value, recurrence_needs_due, reminder_needs_due, too_many,
 --     invalid_cursor, ...     the field at fault  the input is refused (message says why)
 --     not_found                                   no such task for this user
 --     version_conflict        the current version `versions` (If-Match) did not match
@@ -46,6 +46,10 @@ function M.db_failure(err, state, constraint)
   if constraint == "tasks_recurrence_needs_due" then
     return nil, "a recurring task needs a due_at (its first occurrence): keep due_at, or clear recurrence too",
       "recurrence_needs_due", "due_at"
+  end
+  if constraint == "tasks_reminders_need_due" then
+    return nil, "a reminder {\"before\": ...} needs a due_at: keep due_at, or change those reminders to "
+      .. "{\"at\": ...}", "reminder_needs_due", "due_at"
   end
   if type(state) == "string" and (state:sub(1, 2) == "22" or state == "23514") then
     return nil, "a value is out of range or malformed (dates must stay within years 1 to 9999)",

@@ -301,14 +301,21 @@ function field.recurrence(v)
   return require("recurrence.input").field(v)
 end
 
+-- `[{"at": RFC 3339} | {"before": ISO 8601 duration}]`, at most 10 (lua/reminders); a
+-- failure names the part at fault (reminders[2].before). Whether an offset has a due
+-- time is checked in task_input (the body) and by the database (constraint
+-- tasks_reminders_need_due, for a PATCH of a task that has none).
 function field.reminders(v)
   if v == NULL then return NULL end
   if type(v) ~= "table" or (next(v) ~= nil and not M.is_array(v)) then
-    return nil, "reminders must be an array or null (got " .. kind_of(v) .. ")"
+    return nil, "reminders must be an array of {\"at\": ...} or {\"before\": ...} objects, or null (got "
+      .. kind_of(v) .. ")"
   end
   local ok, msg = M.check_json(v)
   if not ok then return nil, "reminders " .. msg end
-  return json.array(v) -- stored as a JSON array, also when empty
+  local clean, why, code, part = require("reminders").check(v, nil)
+  if not clean then return nil, why, code, part end
+  return json.array(clean) -- stored as a JSON array, also when empty
 end
 
 --- Per-field validators; other issues (recurrence) may replace one with a stricter check.
@@ -360,6 +367,12 @@ function M.task_input(body, mode)
     and (out.due_at == NULL or (mode == "create" and out.due_at == nil)) then
     return nil, "a recurring task needs a due_at (its first occurrence); send due_at too",
       "recurrence_needs_due", "due_at"
+  end
+  -- A reminder {"before": ...} needs a due time: one in the body, or (PATCH) the task's own.
+  local offset = type(out.reminders) == "table" and require("reminders").needs_due(out.reminders)
+  if offset and (out.due_at == NULL or (mode == "create" and out.due_at == nil)) then
+    return nil, "reminders[" .. offset .. "].before needs a due time: send due_at too, or use {\"at\": ...}",
+      "reminder_needs_due", "reminders[" .. offset .. "].before"
   end
   return out
 end

@@ -125,25 +125,18 @@ function M.next_due(task, now)
   return nil, "the series has no further occurrence", "ended"
 end
 
---- Reminders carried to the next occurrence: an item with an absolute `at` (RFC 3339)
--- moves by `delta` seconds; anything else (relative offsets) is copied as it is.
+--- Reminders carried to the next occurrence: offsets (`{"before": ...}`) follow the new
+-- due time as they are; an absolute reminder (`{"at": ...}`) named one instant of this
+-- occurrence and is not copied (issue 15).
 -- @param reminders the stored reminders (an array, or NULL)
--- @tparam integer delta seconds between the old and the new due time
+-- @tparam integer delta seconds between the old and the new due time (unused: offsets
+--   follow by themselves)
 function M.shift_reminders(reminders, delta)
+  local _ = delta
   if type(reminders) ~= "table" then return reminders end
   local out = {}
-  for i, item in ipairs(reminders) do
-    local at = type(item) == "table" and epoch(item.at)
-    if at and (at + delta < recurrence.EPOCH_MIN or at + delta > recurrence.EPOCH_MAX) then
-      out[i] = item -- cannot move out of the supported range: left where it was
-    elseif at then
-      local copy = {}
-      for k, v in pairs(item) do copy[k] = v end
-      copy.at = tz.format(at + delta, "UTC")
-      out[i] = copy
-    else
-      out[i] = item
-    end
+  for _, item in ipairs(reminders) do
+    if not (type(item) == "table" and item.at ~= nil) then out[#out + 1] = item end
   end
   return json.array(out)
 end

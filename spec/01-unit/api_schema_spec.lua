@@ -71,7 +71,7 @@ describe("tasks.schema", function()
       local out = assert(schema.task_input({
         title = "  Dentist ", description = "x", completed = false, priority = "medium",
         tags = { "A", "a", " b " }, due_at = "2026-05-01T09:00:00Z", tz = "UTC",
-        recurrence = { rule = "FREQ=DAILY" }, reminders = json.array({ { minutes = 10 } }),
+        recurrence = { rule = "FREQ=DAILY" }, reminders = json.array({ { before = "PT10M" } }),
       }, "create"))
       assert.are.equal("Dentist", out.title)
       assert.are.equal(2, out.priority)

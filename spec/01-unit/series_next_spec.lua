@@ -101,9 +101,9 @@ describe("tasks.series.present and shift_reminders", function()
     assert.are.same({ freq = "daily" }, series.present({ freq = "daily" })) -- stored before rules were checked
   end)
 
-  it("moves absolute reminders and copies relative ones", function()
-    local got = series.shift_reminders({ { at = "2026-05-01T08:45:00Z", via = "push" }, { before_minutes = 5 } }, 86400)
-    assert.are.same({ { at = "2026-05-02T08:45:00Z", via = "push" }, { before_minutes = 5 } }, got)
+  it("copies offset reminders and drops absolute ones", function()
+    local got = series.shift_reminders({ { at = "2026-05-01T08:45:00Z" }, { before = "PT5M" } }, 86400)
+    assert.are.same({ { before = "PT5M" } }, got)
     assert.are.equal(json.null, series.shift_reminders(json.null, 1))
     assert.is_true(json.is_array(series.shift_reminders({}, 1)))
   end)

@@ -150,7 +150,7 @@ describe("tasks.coalesce in one loop turn (child host)", function()
           end,
           function() return coalesce.create(B, { title = "b2", completed = true }) end,
           function()
-            return coalesce.create(A, { title = "a3", reminders = json.array { { before_minutes = 10 } } })
+            return coalesce.create(A, { title = "a3", reminders = json.array { { at = "2026-05-01T08:50:00Z" } } })
           end,
         }
         emit { got = shapes(got), stats = delta(before, coalesce.stats().create) }
@@ -181,7 +181,7 @@ describe("tasks.coalesce in one loop turn (child host)", function()
       assert.are.equal(false, t.b1.completed)
       assert.are.same({}, t.b1.tags)
       assert.are.equal("none", t.b1.priority)
-      assert.are.same({ { before_minutes = 10 } }, t.a3.reminders)
+      assert.are.same({ { at = "2026-05-01T08:50:00Z" } }, t.a3.reminders)
 
       -- As stored: each row belongs to its caller's user.
       local stored = rows(url, "SELECT id::text AS id, user_id, title FROM tasks"

@@ -33,7 +33,7 @@ describe("Task API: OpenAPI contract", function()
     local json_ct = { ["Content-Type"] = "application/json" }
     local _, t = call("POST", "/api/tasks", { body = { title = "contract", tags = { "c" }, priority = "high",
       due_at = "2026-05-01T09:00:00+02:00", tz = "Europe/Paris", recurrence = { rule = "FREQ=DAILY" },
-      reminders = { { minutes = 10 } } } })
+      reminders = { { before = "PT10M" } } } })
     local _, t2 = call("POST", "/api/tasks", { body = { title = "second" } })
     call("POST", "/api/tasks", { body = { title = "" } })
     call("POST", "/api/tasks", { body = "{nope", headers = json_ct })
@@ -73,9 +73,11 @@ describe("Task API: OpenAPI contract", function()
     call("GET", "/api/recurrence/preview?rule=FREQ%3DNEVER")
     call("GET", "/api/recurrence/preview?rule=FREQ%3DDAILY", { token = false })
     -- history (recorded by the consumer a moment after each change)
+    -- (until the newest entry is the task's current version: undoing it must find no later change)
     h.eventually(function()
+      local _, cur = host:request("GET", url, { token = token })
       local s, b = host:request("GET", url .. "/history", { token = token })
-      return s == 200 and #b.items >= 3
+      return s == 200 and #b.items >= 3 and type(cur) == "table" and b.items[1].version == cur.version
     end, 10)
     local _, hist = call("GET", url .. "/history?limit=3")
     call("GET", url .. "/history?order=asc")

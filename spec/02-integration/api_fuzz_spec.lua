@@ -112,7 +112,7 @@ describe("Task API under random input", function()
       { title = "Morning standup", tags = { "work" }, due_at = "2026-12-03T09:00:00+01:00", tz = "Europe/Paris",
         priority = "high" },
       { title = "Water plants", recurrence = { rule = "FREQ=DAILY" }, due_at = "2026-12-03T08:00:00Z", tz = "UTC" },
-      { title = "Call the bank", description = "about the card", reminders = { { before_minutes = 15 } },
+      { title = "Call the bank", description = "about the card", reminders = { { before = "PT15M" } },
         due_at = "2026-12-04T14:00:00Z" },
       { title = "Done already", completed = true, tags = { "home", "errand" } },
     }
@@ -185,7 +185,7 @@ describe("Task API under random input", function()
         if g.chance(0.4) then b.due_at = g.pick({ "2026-12-05T09:00:00Z", "2027-01-01T08:30:00+01:00" }) end
         if g.chance(0.3) then b.tz = g.pick({ "Europe/Paris", "America/New_York", "UTC" }) end
         if g.chance(0.2) then b.completed = g.chance(0.5) end
-        if g.chance(0.1) then b.reminders = json.array({ { before_minutes = 15 } }) end
+        if g.chance(0.1) then b.reminders = json.array({ { at = "2026-12-05T08:45:00Z" } }) end
         if g.chance(0.1) then
           b.due_at = b.due_at or "2026-12-05T09:00:00Z"
           b.recurrence = { rule = g.pick({ "FREQ=DAILY", "FREQ=WEEKLY;BYDAY=MO,WE", "FREQ=MONTHLY;COUNT=3" }) }

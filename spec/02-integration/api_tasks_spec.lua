@@ -44,7 +44,7 @@ describe("Task API: single tasks", function()
         title = "  Dentist  ", description = "Bring the form", priority = "high",
         tags = { "Health", "health", " ERRANDS " }, due_at = "2026-05-01T09:00:00+02:00",
         tz = "Europe/Paris", recurrence = { rule = "FREQ=WEEKLY;INTERVAL=2" },
-        reminders = { { before_minutes = 30 } },
+        reminders = { { before = "PT30M" } },
       })
       assert.are.equal("Dentist", task.title)
       assert.are.equal("Bring the form", task.description)
@@ -53,7 +53,7 @@ describe("Task API: single tasks", function()
       assert.are.equal("Europe/Paris", task.tz)
       assert.are.same({ rule = "FREQ=WEEKLY;INTERVAL=2", tz = "Europe/Paris", from = "due",
         description = "every 2 weeks" }, task.recurrence)
-      assert.are.same({ { before_minutes = 30 } }, task.reminders)
+      assert.are.same({ { before = "PT30M" } }, task.reminders)
       -- the same instant, whatever the rendering
       local _, got = host:request("GET", "/api/tasks?due_after=2026-05-01T07:00:00Z&due_before=2026-05-01T07:00:01Z",
         { token = alice })
