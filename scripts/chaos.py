@@ -184,9 +184,11 @@ def http_status(method, port, path, token=None):
 class Writer(threading.Thread):
     """One user's writer: random changes of its own tasks, each acknowledged one recorded."""
 
-    def __init__(self, stack, user, token, rng, stop):
+    def __init__(self, stack, user, token, rng, stop, deadline):
         super().__init__(daemon=True)
         self.stack, self.user, self.token, self.rng, self.stop = stack, user, token, rng, stop
+        self.deadline = deadline     # reminders are set to fire before it
+        self.reminders = {}          # task id -> remind_at, of tasks left alone afterwards
         self.acked = {}        # task id -> {"version", "title", "deleted"}
         self.live = []         # ids this writer may still change (no unanswered write on them)
         self.recurring = []    # ids of pending recurring occurrences created here
@@ -227,6 +229,16 @@ class Writer(threading.Thread):
                 if s == 201:
                     self.record(b)
                     self.recurring.append(b["id"])
+                else:
+                    self.fail()
+            elif r < 0.56 and "notification" in self.stack.bundles and self.deadline - time.time() > 4:
+                at = time.time() + 1 + self.rng.random() * (self.deadline - time.time() - 3)
+                iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + ".%03dZ" % int(at % 1 * 1000)
+                s, b = self.call("POST", "/api/tasks", {"title": "%s-m%d" % (self.user, n),
+                                                        "reminders": [{"at": iso}]})
+                if s == 201:
+                    self.record(b)
+                    self.reminders[b["id"]] = iso
                 else:
                     self.fail()
             elif r < 0.6 and self.recurring:
@@ -278,6 +290,7 @@ class WsClient:
         self.duplicates = 0
         self.gaps = 0
         self.resyncs = 0
+        self.gap_log = []        # (when, last applied, id received, connection number)
         self.closed_at = []      # times the connection dropped (not cut by us)
         self.cutting = False
 
@@ -302,6 +315,7 @@ class WsClient:
                 return
             if eid != self.last + 1:
                 self.gaps += 1
+                self.gap_log.append((round(time.time(), 2), self.last, eid, self.connects))
         self.events += 1
         self.last = eid
         t = m.get("task")
@@ -385,6 +399,23 @@ def pg_outage(stack, token, ws_clients, report):
             pass
         time.sleep(0.02)
     report["recovery_seconds"] = round(rec, 3) if rec is not None else None
+    # and the events: a task created now reaches the user's WebSocket client
+    client = ws_clients[0]
+    tid = None
+    while tid is None and time.time() - back < 30:
+        try:
+            s, b = http("POST", stack.ports["api"], "/api/tasks", token, {"title": "after the outage"}, timeout=2)
+            if s == 201:
+                tid = b["id"]
+        except OSError:
+            time.sleep(0.02)
+    ev = None
+    while tid and time.time() - back < 30:
+        if tid in client.state:
+            ev = time.time() - back
+            break
+        time.sleep(0.01)
+    report["event_recovery_seconds"] = round(ev, 3) if ev is not None else None
 
 
 # ---------------------------------------------------------------- checks
@@ -438,9 +469,17 @@ def check_all(stack, writers, clients, report):
     check("each completed occurrence has one successor", not bad,
           "%d completed occurrences, %d without exactly one" % (len(rows), len(bad)))
 
-    # reminders: once the notification bundle is there (services/notification)
+    # reminders: each one due during the run produced exactly one notification
     if "notification" in stack.bundles:
-        check("reminders: checked", False, "the notification bundle is here: write this check")
+        due, bad = 0, 0
+        for w in writers:
+            counts = {r[0]: int(r[1]) for r in stack.sql(
+                "SELECT task_id, count(*) FROM notifications WHERE user_id = '%s' GROUP BY task_id" % w.user)}
+            for tid in w.reminders:
+                due += 1
+                bad += counts.get(tid, 0) != 1
+        check("each reminder due fired exactly one notification", bad == 0,
+              "%d reminders due, %d without exactly one notification" % (due, bad))
 
     # WebSocket clients: no gap, no duplicate, the database's state
     for c in clients:
@@ -452,6 +491,8 @@ def check_all(stack, writers, clients, report):
               diff == 0 and c.gaps == 0 and c.duplicates == 0 and c.last == newest,
               "%d tasks, %d differ; %d events, %d gaps, %d dups, last %s/%d, %d connects, %d resyncs"
               % (len(db), diff, c.events, c.gaps, c.duplicates, c.last, newest, c.connects, c.resyncs))
+        for g in c.gap_log:
+            print("         gap at %.2f: after %d came %d (connection %d)" % g)
 
     # the outage
     check("db down: API answers 503 unavailable within 3 s",
@@ -462,6 +503,8 @@ def check_all(stack, writers, clients, report):
           "%s dropped" % report.get("ws_drops_while_down"))
     rec = report.get("recovery_seconds")
     check("db back: API serves again within 1 s", rec is not None and rec <= 1.0, "%s s" % rec)
+    ev = report.get("event_recovery_seconds")
+    check("db back: a new task reaches WebSocket clients within 1 s", ev is not None and ev <= 1.0, "%s s" % ev)
     return results
 
 
@@ -469,6 +512,9 @@ def caught_up(stack, clients):
     lag = stack.sql("""SELECT count(*) FROM bus_cursors c JOIN bus_partitions p USING (topic, part)
         WHERE NOT c.broadcast AND c.seq < p.last_seq""")
     if lag[0][0] != "0":
+        return False
+    if "notification" in stack.bundles and stack.sql("""SELECT count(*) FROM reminder_schedule
+            WHERE state = 'scheduled' AND remind_at < now()""")[0][0] != "0":
         return False
     for c in clients:
         newest = stack.sql("SELECT last_id FROM ws_log_users WHERE user_id = '%s'" % c.user)
@@ -503,7 +549,8 @@ def main():
     stop = threading.Event()
     users = ["chaos-u%d-%d" % (i, args.seed) for i in range(args.users)]
     tokens = {u: stack.token(u) for u in users}
-    writers = [Writer(stack, u, tokens[u], random.Random(rng.random()), stop) for u in users]
+    deadline = time.time() + args.seconds
+    writers = [Writer(stack, u, tokens[u], random.Random(rng.random()), stop, deadline) for u in users]
     clients = [WsClient(stack, u, tokens[u], "%s/%d" % (u, k)) for u in users for k in range(2)]
     loop = asyncio.new_event_loop()
     ws_stop = asyncio.Event() if sys.version_info >= (3, 10) else None
@@ -523,23 +570,26 @@ def main():
     rng.shuffle(faults)
     span = args.seconds * 0.7
     times = sorted(args.seconds * 0.1 + rng.random() * span for _ in faults)
-    # keep faults apart so each one's effect can be told (the outage takes a few seconds)
-    for i in range(1, len(times)):
-        times[i] = max(times[i], times[i - 1] + 1.5)
+    # faults stay apart (1.5 s at least after the previous one ended) so each one's
+    # effect can be told; the outage takes a few seconds
     report = {}
     t_start = time.time()
+    last_end = 0
     for (kind, what), at in zip(faults, times):
-        time.sleep(max(0, t_start + at - time.time()))
+        time.sleep(max(0, t_start + at - time.time(), last_end + 1.5 - time.time()))
         if kind == "kill":
-            log("%5.1f s  SIGKILL %s (pid %d)" % (time.time() - t_start, what, stack.procs[what].pid))
+            log("%5.1f s  SIGKILL %s (pid %d) at %.2f" % (time.time() - t_start, what, stack.procs[what].pid,
+                                                        time.time()))
             stack.kill(what)
         elif kind == "pg":
             log("%5.1f s  PostgreSQL: immediate stop for %d s" % (time.time() - t_start, DB_DOWN_SECONDS))
             pg_outage(stack, tokens[users[0]], clients, report)
-            log("        back: API serving after %s s" % report.get("recovery_seconds"))
+            log("        back: API serving after %s s, events reach WebSocket clients after %s s"
+                % (report.get("recovery_seconds"), report.get("event_recovery_seconds")))
         else:
             c = rng.choice(clients)
             log("%5.1f s  cut WebSocket client %s mid-stream: %s" % (time.time() - t_start, c.name, c.cut(loop)))
+        last_end = time.time()
     time.sleep(max(0, t_start + args.seconds - time.time()))
     stop.set()
     for w in writers:
