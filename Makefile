@@ -1,7 +1,7 @@
 # todo-host: the two commands first.
 #   make run    everything up on this machine (PostgreSQL under .data/, all bundles on :8080)
 #   make test   C tests, Lua specs against a real PostgreSQL, then the same under ASan+UBSan
-.PHONY: up-dapr
+.PHONY: up-dapr chaos
 .PHONY: run test build build-asan test-fast test-asan test-frontend bench bench-ws lint format clean bootstrap check-deploy eval-chat fuzz
 
 BUILD ?= build
@@ -51,6 +51,11 @@ bench: bootstrap build
 # WebSocket: memory per connection, fan-out and broadcast latency (docs/benchmarks.md).
 bench-ws: bootstrap build
 	@scripts/bench-ws $(BUILD)
+
+# Faults under load: SIGKILLs, a PostgreSQL crash-restart, WebSocket cuts; then the checks
+# (docs/reliability.md). CHAOS_ARGS="--seconds 600 --seed 7" for a longer or repeated run.
+chaos: bootstrap build
+	@scripts/chaos $(BUILD) $(CHAOS_ARGS)
 
 # The chat assistant's evaluation set: accuracy per intent and every failure.
 eval-chat: build

@@ -17,6 +17,14 @@ local logger = require "log"
 
 local M = {}
 
+-- The newest log id sent live to each user's connections on this worker. The two
+-- subscriptions (task-updates, reminders) are separate pumps, so a user's events can
+-- reach deliver out of order (a reminder committed just after a task change may come
+-- first), and a connection drops a seq at or below its last one: the older event would
+-- be lost (scripts/chaos saw it). So an event above sent + 1 first sends the ids in
+-- between from the log (all committed: ids follow commit order).
+local sent = {}
+
 --- Seconds live events wait after hello for a `resume` (or any message).
 M.HOLD_SECONDS = tonumber(os.getenv("WS_HOLD_SECONDS") or "") or 1
 
@@ -37,6 +45,7 @@ function M.on_open(conn)
     return
   end
   conn.base = newest
+  if not sent[conn.user] then sent[conn.user] = newest end
   conn.last_seq = newest
   conn:send { type = "hello", user = conn.user, event_id = newest, resume_window_seconds = log.WINDOW }
   timer.sleep(M.HOLD_SECONDS)
@@ -95,6 +104,22 @@ function M.on_rate_limited(conn)
   conn:send(messages.error("rate_limited", "too many messages; this one was dropped"))
 end
 
+-- Sends the user's log events in (sent[user], upto) that live delivery has not sent yet.
+local function fill(user, upto)
+  local from = sent[user]
+  while from < upto - 1 do
+    local rows, err = log.page(user, from, upto - 1)
+    if not rows then return nil, err end
+    if #rows == 0 then break end
+    for _, r in ipairs(rows) do
+      local msg = messages.event(r.type, r.data, r.event_id)
+      if msg then ws.send_user(user, msg, r.event_id) end
+      from = r.event_id
+    end
+  end
+  return true
+end
+
 -- Live delivery of bus events to this worker's connections (every generation).
 local function deliver(events, q)
   local ids = {}
@@ -105,8 +130,16 @@ local function deliver(events, q)
     local at = found[e.id]
     -- Not in the log: a type the log does not keep; nothing for clients.
     if at and ws.count(at.user) > 0 then
+      local last = sent[at.user]
+      if last and at.event_id > last + 1 then
+        local ok, ferr = fill(at.user, at.event_id)
+        if not ok then return nil, ferr end
+      end
       local msg = messages.event(e.type, e.data, at.event_id)
       if msg then ws.send_user(at.user, msg, at.event_id) end
+      if not last or at.event_id > last then sent[at.user] = at.event_id end
+    elseif at then
+      sent[at.user] = nil -- no connection here: the next one starts from its hello
     end
   end
   return true

@@ -3,6 +3,7 @@
 -- retrying connections: attempts back off (core/src/prim/pg/pool.c, th__pg_connect_backoff), so the
 -- process stays nearly idle while the event consumers and requests keep asking.
 local h = require "spec.helpers"
+local socket = require "socket"
 
 -- CPU seconds (user + system) the process has used so far.
 local function cpu_seconds(pid)
@@ -96,5 +97,24 @@ describe("a host whose database went down", function()
     end
     assert.is_true(attempts > 0, "no connection attempt in 3 s")
     assert.is_true(attempts < 60, attempts .. " connection attempts in 3 s")
+  end)
+
+  -- Last: it brings the database back. The connection backoff is capped (pool.c), so the
+  -- host uses a database that returns within a second; scripts/chaos measures it under load.
+  it("serves again within a second of the database's return", function()
+    h.sleep(2.5) -- long enough down for the backoff to have reached its cap
+    local out, ok = h.sh("PG_THROWAWAY=1 scripts/pg start " .. h.sh_quote(pgdir))
+    assert(ok, "scripts/pg start failed: " .. out)
+    local back = socket.gettime()
+    local token = h.token("down-user")
+    local status
+    repeat
+      status = h.request("GET", "/api/tasks", { port = host.port, token = token, timeout = 5 })
+    until status == 200 or socket.gettime() - back > 5
+    local took = socket.gettime() - back
+    assert.are.equal(200, status)
+    assert.is_true(took <= 1, ("serving again took %.2f s after the database returned"):format(took))
+    local created = h.request("POST", "/api/tasks", { port = host.port, token = token, body = { title = "after" } })
+    assert.are.equal(201, created)
   end)
 end)

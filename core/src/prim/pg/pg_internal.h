@@ -33,7 +33,9 @@
 #define STALL_MS 2               /* a shared conn whose oldest query waited longer is avoided */
 #define IDLE_CHECK_MS 1          /* an empty shared conn idle this long is checked first */
 #define BACKOFF_MIN_MS 50        /* the wait after a failed connection attempt ... */
-#define BACKOFF_MAX_MS 2000      /* ... doubling per failure up to this */
+/* ... doubling per failure up to this: small, so that a database that comes back is in
+ * use again within a second (scripts/chaos measures it) */
+#define BACKOFF_MAX_MS 400
 
 enum { IO_CONNECT = 1, IO_SETUP, IO_READY };
 /* req kinds: a standalone query (result handle), conn:query, internal ops */
