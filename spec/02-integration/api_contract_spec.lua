@@ -2,29 +2,15 @@
 -- its successes and its errors, are recorded and then checked (status documented,
 -- required headers present, bodies valid) by spec/support/openapi_check.py.
 local h = require "spec.helpers"
-local json = require "json"
+local contract = require "spec.support.contract"
 
 describe("Task API: OpenAPI contract", function()
-  local host, token, observed
-
-  local function call(method, path, opts)
-    opts = opts or {}
-    if opts.token == nil then opts.token = token end
-    if opts.token == false then opts.token = nil end
-    local status, body, headers, raw = host:request(method, path, opts)
-    assert.is_number(status, method .. " " .. path)
-    assert.are_not.equal(500, status, method .. " " .. path .. ": " .. tostring(raw))
-    -- The raw body goes to the checker: decoding here would turn an empty [] into {}.
-    observed[#observed + 1] = {
-      method = method, path = path:match("^[^?]*"), status = status, headers = headers, raw = raw or "",
-    }
-    return status, body, headers
-  end
+  local host, token
+  local call, observed = contract.recorder(function() return host, token end)
 
   lazy_setup(function()
     host = h.start({ bundles = { "services/api" } })
     token = h.token("contract-" .. os.time())
-    observed = {}
   end)
 
   lazy_teardown(function() if host then host:stop() end end)
@@ -96,12 +82,6 @@ describe("Task API: OpenAPI contract", function()
     call("DELETE", url)
     call("DELETE", url)
 
-    local dir = h.sh("mktemp -d /tmp/api-contract.XXXXXX")
-    local f = assert(io.open(dir .. "/observed.json", "w"))
-    f:write(json.encode(observed))
-    f:close()
-    local out, ok = h.sh("python3 spec/support/openapi_check.py spec/contracts/openapi.yaml "
-      .. h.sh_quote(dir .. "/observed.json"))
-    assert(ok, "\n" .. out)
+    contract.check(observed)
   end)
 end)

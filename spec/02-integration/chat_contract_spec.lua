@@ -2,6 +2,7 @@
 -- `x-bundle: chat`): every route, its successes and its errors, recorded and checked by
 -- spec/support/openapi_check.py (status documented, headers present, bodies valid).
 local h = require "spec.helpers"
+local contract = require "spec.support.contract"
 local json = require "json"
 
 describe("chat routes: OpenAPI contract", function()
@@ -9,18 +10,7 @@ describe("chat routes: OpenAPI contract", function()
     local host = h.start({ bundles = { "services/api", "services/chat" } })
     finally(function() host:stop() end)
     local token = h.token("contract-chat")
-    local observed = {}
-    local function call(method, path, opts)
-      opts = opts or {}
-      if opts.token == nil then opts.token = token end
-      if opts.token == false then opts.token = nil end
-      local status, body, headers, raw = host:request(method, path, opts)
-      assert.is_number(status, method .. " " .. path)
-      assert.are_not.equal(500, status, method .. " " .. path .. ": " .. tostring(raw))
-      observed[#observed + 1] = { method = method, path = path:match("^[^?]*"), status = status,
-        headers = headers, raw = raw or "" }
-      return status, body
-    end
+    local call, observed = contract.recorder(function() return host, token end)
     local json_ct = { ["Content-Type"] = "application/json" }
     local _, r = call("POST", "/api/chat", { body = { message = "add call the bank tomorrow at 9am #money p1",
       tz = "Europe/Berlin" } })
@@ -73,12 +63,6 @@ describe("chat routes: OpenAPI contract", function()
     call("DELETE", "/mcp")
     call("DELETE", "/mcp", { token = false })
 
-    local dir = h.sh("mktemp -d /tmp/chat-contract.XXXXXX")
-    local f = assert(io.open(dir .. "/observed.json", "w"))
-    f:write(json.encode(observed))
-    f:close()
-    local out, ok = h.sh("python3 spec/support/openapi_check.py spec/contracts/openapi.yaml "
-      .. h.sh_quote(dir .. "/observed.json") .. " chat")
-    assert(ok, "\n" .. out)
+    contract.check(observed, { bundle = "chat" })
   end)
 end)

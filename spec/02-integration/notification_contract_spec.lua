@@ -2,6 +2,7 @@
 -- marked `x-bundle: notification`): every route, its successes and its errors, recorded
 -- and checked by spec/support/openapi_check.py (status documented, bodies valid).
 local h = require "spec.helpers"
+local contract = require "spec.support.contract"
 local n = require "spec.support.notify"
 local json = require "json"
 
@@ -10,18 +11,7 @@ describe("notification routes: OpenAPI contract", function()
     local host = n.start()
     finally(function() host:stop() end)
     local token = h.token("contract-n")
-    local observed = {}
-    local function call(method, path, opts)
-      opts = opts or {}
-      if opts.token == nil then opts.token = token end
-      if opts.token == false then opts.token = nil end
-      local status, body, headers, raw = host:request(method, path, opts)
-      assert.is_number(status, method .. " " .. path)
-      assert.are_not.equal(500, status, method .. " " .. path .. ": " .. tostring(raw))
-      observed[#observed + 1] = { method = method, path = path:match("^[^?]*"), status = status,
-        headers = headers, raw = raw or "" }
-      return status, body
-    end
+    local call, observed = contract.recorder(function() return host, token end)
     local json_ct = { ["Content-Type"] = "application/json" }
     local t = n.task(host, "contract-n", { title = "c", due_at = n.iso(os.time() + 60),
       reminders = { { at = n.iso(os.time() + 2) } } })
@@ -64,12 +54,6 @@ describe("notification routes: OpenAPI contract", function()
     call("GET", "/api/notification-settings/deliveries", { token = false })
     call("PUT", "/api/notification-settings", { body = { webhook_url = json.null } })
 
-    local dir = h.sh("mktemp -d /tmp/notification-contract.XXXXXX")
-    local f = assert(io.open(dir .. "/observed.json", "w"))
-    f:write(json.encode(observed))
-    f:close()
-    local out, ok = h.sh("python3 spec/support/openapi_check.py spec/contracts/openapi.yaml "
-      .. h.sh_quote(dir .. "/observed.json") .. " notification")
-    assert(ok, "\n" .. out)
+    contract.check(observed, { bundle = "notification" })
   end)
 end)

@@ -8,6 +8,7 @@
 -- build in progress, see scripts/install-daprd), and fails if that fails. It never
 -- turns into a skipped test that would look like a pass.
 local h = require "spec.helpers"
+local daprd = require "spec.support.daprd"
 local crypto = require "crypto"
 
 local APP_TOKEN = "app-" .. crypto.hex(crypto.random_bytes(8))
@@ -21,30 +22,8 @@ end
 
 local function uid(prefix) return prefix .. "-" .. os.time() .. "-" .. math.random(1, 1e9) end
 
--- A background process with its pid and log in `dir`.
-local function spawn(dir, name, env, cmd)
-  local parts = {}
-  for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. h.sh_quote(v) end
-  local line = string.format("env %s %s >>%s/%s.log 2>&1 & echo $! >%s/%s.pid",
-    table.concat(parts, " "), cmd, dir, name, dir, name)
-  os.execute("sh -c " .. h.sh_quote(line) .. " >/dev/null 2>&1")
-  local f = assert(io.open(dir .. "/" .. name .. ".pid"))
-  local pid = tonumber(f:read("a"))
-  f:close()
-  return { pid = pid, log = dir .. "/" .. name .. ".log" }
-end
-
-local function read(path)
-  local f = io.open(path)
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function stop(p)
-  if p and p.pid then os.execute("kill " .. p.pid .. " 2>/dev/null") end
-end
+-- The process helpers every Dapr spec shares (spec/support/daprd.lua).
+local read, spawn, stop = daprd.read, daprd.spawn, daprd.stop
 
 describe("Dapr end to end (real daprd, Redis Streams)", function()
   local dir, redis, daprd_bin, db

@@ -5,6 +5,7 @@
 -- websocket process, with the id of the per-user log; a resume on a new connection
 -- replays it. daprd comes from scripts/install-daprd (built if missing, never skipped).
 local h = require "spec.helpers"
+local daprd = require "spec.support.daprd"
 local crypto = require "crypto"
 local json = require "json"
 local wsc = require "spec.support.wsclient"
@@ -12,29 +13,8 @@ local wsc = require "spec.support.wsclient"
 local APP_TOKEN = "app-" .. crypto.hex(crypto.random_bytes(8))
 local API_TOKEN = "api-" .. crypto.hex(crypto.random_bytes(8))
 
-local function read(path)
-  local f = io.open(path)
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function spawn(dir, name, env, cmd)
-  local parts = {}
-  for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. h.sh_quote(v) end
-  local line = string.format("env %s %s >>%s/%s.log 2>&1 & echo $! >%s/%s.pid",
-    table.concat(parts, " "), cmd, dir, name, dir, name)
-  os.execute("sh -c " .. h.sh_quote(line) .. " >/dev/null 2>&1")
-  local f = assert(io.open(dir .. "/" .. name .. ".pid"))
-  local pid = tonumber(f:read("a"))
-  f:close()
-  return { pid = pid, log = dir .. "/" .. name .. ".log" }
-end
-
-local function stop(p)
-  if p and p.pid then os.execute("kill " .. p.pid .. " 2>/dev/null") end
-end
+-- The process helpers every Dapr spec shares (spec/support/daprd.lua).
+local read, spawn, stop = daprd.read, daprd.spawn, daprd.stop
 
 describe("WebSocket over Dapr end to end (real daprd, Redis Streams)", function()
   local dir, redis, daprd_bin, db

@@ -60,8 +60,8 @@ static unsigned char *jwk_bytes(lua_State *L, int idx, const char *name, size_t 
 }
 
 /* The string field `name` of the table at idx, or NULL (valid until the table
- * is collected: the table holds the string). */
-static const char *jwk_str(lua_State *L, int idx, const char *name) {
+ * is collected: the table holds the string). Shared with jwt.c via jwk.h. */
+const char *th__jwk_field_str(lua_State *L, int idx, const char *name) {
   const char *s = NULL;
   if (lua_getfield(L, idx, name) == LUA_TSTRING) s = lua_tostring(L, -1);
   lua_pop(L, 1);
@@ -128,11 +128,11 @@ static EVP_PKEY *p256_key(const unsigned char *x, const unsigned char *y) {
  * *out, or 0 when the JWK is not one we verify with (skipped). */
 static int jwk_to_key(lua_State *L, jwt_key *out) {
   int t = lua_gettop(L);
-  const char *kty = jwk_str(L, t, "kty");
-  const char *alg = jwk_str(L, t, "alg");
-  const char *use = jwk_str(L, t, "use");
-  const char *crv = jwk_str(L, t, "crv");
-  const char *kid = jwk_str(L, t, "kid");
+  const char *kty = th__jwk_field_str(L, t, "kty");
+  const char *alg = th__jwk_field_str(L, t, "alg");
+  const char *use = th__jwk_field_str(L, t, "use");
+  const char *crv = th__jwk_field_str(L, t, "crv");
+  const char *kid = th__jwk_field_str(L, t, "kid");
   if (!kty || (use && strcmp(use, "sig"))) return 0;
   jwt_alg want = alg ? th__jwk_alg(alg) : ALG_UNKNOWN;
   EVP_PKEY *pkey = NULL;

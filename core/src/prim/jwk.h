@@ -27,4 +27,7 @@ jwt_key *th__jwk_parse_set(lua_State *L, const char *json, size_t len, size_t *n
 
 void th__jwk_free_keys(jwt_key *keys, size_t n);
 
+/* The string field `name` of the table at idx, or NULL (the table keeps it alive). */
+const char *th__jwk_field_str(lua_State *L, int idx, const char *name);
+
 #endif

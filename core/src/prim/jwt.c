@@ -143,14 +143,6 @@ char *th_jwt_mint_hs256(const char *secret, const char *sub, long ttl_seconds, c
   return tok;
 }
 
-/* A string field of the table at idx (still referenced by the table), or NULL. */
-static const char *field_str(lua_State *L, int idx, const char *name) {
-  const char *s = NULL;
-  if (lua_getfield(L, idx, name) == LUA_TSTRING) s = lua_tostring(L, -1);
-  lua_pop(L, 1);
-  return s;
-}
-
 /* ---- verification ---- */
 
 static const jwt_key *find_key(const char *kid) {
@@ -288,7 +280,7 @@ static const char *check_claims(lua_State *L, int idx, const char **msg) {
     return "not_yet_valid";
   }
   if (ks.issuer) {
-    const char *iss = field_str(L, idx, "iss");
+    const char *iss = th__jwk_field_str(L, idx, "iss");
     if (!iss || strcmp(iss, ks.issuer)) {
       *msg = "wrong issuer";
       return "bad_issuer";
@@ -341,12 +333,12 @@ static int l_verify(lua_State *L) {
     return fail(L, "token is not base64url", "malformed");
   if (!push_json_object(L, 2)) return fail(L, "header is not a JSON object", "malformed");
   /* 5: header table */
-  const char *alg_name = field_str(L, 5, "alg");
+  const char *alg_name = th__jwk_field_str(L, 5, "alg");
   if (!alg_name) return fail(L, "header has no alg", "malformed");
   int kt = lua_getfield(L, 5, "kid");
   lua_pop(L, 1);
   if (kt != LUA_TNIL && kt != LUA_TSTRING) return fail(L, "kid is not a string", "malformed");
-  const char *kid = field_str(L, 5, "kid");
+  const char *kid = th__jwk_field_str(L, 5, "kid");
   if (lua_getfield(L, 5, "crit") != LUA_TNIL)
     return fail(L, "unsupported crit header", "malformed");
   lua_pop(L, 1);
