@@ -207,8 +207,12 @@ describe("notification webhook", function()
   end)
 
   it("does not retry a 4xx refusal, but retries 429", function()
-    local r = receiver("404")
-    finally(r.stop)
+    -- one finally for both receivers: busted keeps only the last finally of a test
+    local r, r2 = receiver("404"), nil
+    finally(function()
+      r.stop()
+      if r2 then r2.stop() end
+    end)
     assert.are.equal(201, (put("wh-404", { webhook_url = r.url })))
     n.task(host, "wh-404", { title = "t", reminders = { { at = n.iso(os.time() + 2) } } })
     assert.truthy(h.eventually(function()
@@ -221,8 +225,7 @@ describe("notification webhook", function()
     h.sleep(BASE * 3)
     assert.are.equal(1, #r.requests())
 
-    local r2 = receiver("429,200")
-    finally(r2.stop)
+    r2 = receiver("429,200")
     assert.are.equal(201, (put("wh-429", { webhook_url = r2.url })))
     n.task(host, "wh-429", { title = "t", reminders = { { at = n.iso(os.time() + 2) } } })
     assert.truthy(h.eventually(function()
