@@ -17,6 +17,9 @@ describe("websocket live order across the two subscriptions", function()
     local c = wsc.open { port = host.port, token = h.token(user), seconds = 20, send = { { type = "ping" } } }
     assert.is_truthy(c:wait_count(2), c:stderr()) -- hello, pong: live events flow
     local session = h.psql_session(host.database_url)
+    -- closed here, not by the collector: a host started later inherits the pipe to psql,
+    -- and a pclose run by a later collection would then wait for ever
+    finally(session.close)
     session.query("BEGIN")
     session.query("SELECT 1 FROM bus_cursors WHERE topic = 'task-updates' AND broadcast FOR UPDATE")
     local status, task = host:request("POST", "/api/tasks",
