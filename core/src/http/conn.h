@@ -1,0 +1,66 @@
+/* http/conn.h: one connection of the HTTP server, shared by the files of the
+ * server inside http/ (not part of http.h, the interface to the rest of the host):
+ *   server.c   listen/accept, reading, timers, closing, dispatch, built-in endpoints
+ *   parse.c    the llhttp callbacks that fill a th_request (limits while parsing)
+ *   respond.c  response heads, writing with backpressure, the server's own errors */
+#ifndef TH_HTTP_CONN_H
+#define TH_HTTP_CONN_H
+
+#include <llhttp.h>
+#include <uv.h>
+
+#include "base/list.h"
+#include "http/http.h"
+
+typedef enum { C_IDLE, C_HEAD, C_BODY, C_HANDLING, C_CLOSING } conn_phase;
+
+struct th_conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  llhttp_t parser;
+  th_buf in; /* received, not yet parsed bytes start at in_off */
+  size_t in_off;
+  th_request req;
+  th_buf out; /* response being written */
+  conn_phase phase;
+  int refs; /* tcp + timer + a running handler */
+  int reading;
+  int error_status;           /* set by a callback that stops the parser */
+  int last_was_value;         /* header callbacks: value seen since the last field */
+  int parsing;                /* inside th__conn_continue */
+  int version_seen;           /* the request line named a version (else HTTP/0.9) */
+  int value_done;             /* header callbacks: the last value is complete */
+  const char *error_msg;      /* why error_status, when a check of strict.c said */
+  const char *exec_start;     /* what the running llhttp_execute was given */
+  const char *value_span_end; /* end of the current header value's last span */
+  int last_send_queue;        /* SIOCOUTQ when its timer last ran while output was blocked */
+  size_t header_bytes;
+  size_t chunk_ext_bytes; /* chunk extensions count against MAX_BODY_BYTES */
+  th_list link;           /* in `conns`: live connections, for draining */
+};
+
+/* The 503s say when to come back, as lua/web/errors.lua's `unavailable` does. */
+#define RETRY_AFTER "Retry-After: 1\r\n"
+
+/* server.c */
+void th__conn_close(th_conn *c);
+/* Parse what is buffered; stops after one complete request (paused). */
+void th__conn_continue(th_conn *c);
+/* Run c's timer for ms (its phase says what it waits for); 0 stops it. */
+void th__conn_set_timer(th_conn *c, int ms);
+
+/* parse.c: fill s with the llhttp callbacks of a connection. */
+void th__http_parser_settings(llhttp_settings_t *s);
+
+/* respond.c */
+/* Seed the generated request ids and find the series of unmatched requests. */
+void th__http_respond_init(void);
+void th__http_assign_request_id(th_request *r);
+int th__conn_output_blocked(th_conn *c);
+void th__conn_write(th_conn *c, const char *data, size_t len, int close_after);
+void th__conn_error_with(th_conn *c, int status, const char *code, const char *message,
+                         const char *extra_headers);
+/* 405 with the Allow header listing what the path accepts. */
+void th__conn_error_allow(th_conn *c, const char *allow);
+
+#endif
