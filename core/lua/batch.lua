@@ -15,13 +15,24 @@
 -- The batch function runs in the first caller's coroutine and may yield (query, tx).
 -- It returns an array with one result per item, in order; when it raises or returns
 -- `nil, message`, every caller of that batch gets `nil, message`.
+--
+-- Accounting: a batch is work done for every caller, so each is charged its share.
+-- The Lua time the batch function took in the leader (`task.cpu_used`) is divided
+-- evenly among the callers: the leader is given back all but its share and every
+-- other caller is charged its share when it wakes (`task.charge_cpu`: it counts
+-- against that request's CPU budget). While the batch runs, the leader's log lines
+-- carry `request_ids`, the ids of every caller (`task.log_context`), beside its own
+-- `request_id`. The leader's budget still bounds the batch while it runs.
 -- @module batch
 
 local task = require "task"
+local json_array = require("json").array
 
 local batch = {}
 
 local pcall, setmetatable, type = pcall, setmetatable, type
+local cpu_used, charge_cpu, request_id, log_context =
+  task.cpu_used, task.charge_cpu, task.request_id, task.log_context
 
 local loader_mt = {}
 loader_mt.__index = loader_mt
@@ -62,8 +73,21 @@ local function lead(self, b)
   end
   if self.pending == b then self.pending = nil end
   self.running = self.running + 1
-  self.batches, self.items = self.batches + 1, self.items + #b.items
+  local n = #b.items
+  self.batches, self.items = self.batches + 1, self.items + n
+  local started
+  if n > 1 then
+    log_context { request_ids = b.ids }
+    started = cpu_used()
+  end
   local ok, results, err = pcall(self.run, b.items)
+  if n > 1 then
+    log_context(nil)
+    -- The leader keeps one share; the others take theirs when they wake.
+    local spent = cpu_used() - started
+    b.share = spent // n
+    charge_cpu(b.share - spent)
+  end
   self.running = self.running - 1
   local freed = self.freed
   if freed then
@@ -94,13 +118,19 @@ function loader_mt:__call(item)
   local b = self.pending
   local leader = b == nil
   if leader then
-    b = { items = {}, done = task.event() }
+    b = { items = {}, ids = json_array(), done = task.event() }
     self.pending = b
   end
   local i = #b.items + 1
   b.items[i] = item
+  b.ids[i] = request_id() or ""
   if i >= self.max and self.pending == b then self.pending = nil end
-  if leader then lead(self, b) else b.done:wait() end
+  if leader then
+    lead(self, b)
+  else
+    b.done:wait()
+    if b.share then charge_cpu(b.share) end
+  end
   if b.err then return nil, b.err end
   return b.results[i]
 end

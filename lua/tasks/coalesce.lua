@@ -12,10 +12,12 @@
 -- each request its own answer or error. An item the batch did not change (task missing,
 -- another user's, already in that state, or named twice in one batch) is also answered
 -- by tasks.store alone, after the batch committed.
--- Accounting: a batch's statement runs in the coroutine of the request that opened it (its
--- CPU counts against that request's budget, its log lines carry that request's id); an
--- item the batch leaves to run alone (a rolled-back batch, an item it did not change) is
--- run by its own request's coroutine, under its own budget and request id.
+-- Accounting (core/lua/batch.lua): a batch's statement runs in the coroutine of the request
+-- that opened it, and its Lua time is then shared evenly among the requests it served (each
+-- is charged its share, against its own CPU budget and in its access-log `cpu_ms`); its log
+-- lines (a rolled-back batch's, say) carry `request_ids`, every request's id. An item the
+-- batch leaves to run alone (a rolled-back batch, an item it did not change) is run by its
+-- own request's coroutine, under its own budget and request id.
 -- @module tasks.coalesce
 
 local pg = require "pg"

@@ -198,6 +198,64 @@ describe("batch", function()
     assert.are.same({ "1#1", "2#2", "3#1", "4#2", "5#1", "6#2" }, got)
   end)
 
+  it("charges every caller its share of the batch's CPU time, not all to the one that ran it", function()
+    local BURN = 40 * 1000000 -- ns of Lua time the batch function takes
+    local burned, leader
+    local load = batch.new(function(items)
+      leader = coroutine.running()
+      local t0, x = task.cpu_used(), 0
+      while task.cpu_used() - t0 < BURN do
+        for i = 1, 1000 do x = x + i end
+      end
+      burned = task.cpu_used() - t0
+      return items
+    end)
+    local spent, who = {}, {}
+    local g = group()
+    for i = 1, 4 do
+      g.spawn(function()
+        who[i] = coroutine.running()
+        local before = task.cpu_used()
+        load(i)
+        spent[i] = task.cpu_used() - before
+      end)
+    end
+    g.wait()
+    local share = burned // 4
+    local total = 0
+    for i = 1, 4 do
+      total = total + spent[i]
+      assert.is_true(spent[i] >= share, "caller " .. i .. " was charged " .. spent[i] .. " ns, its share is " .. share)
+      if who[i] == leader then
+        -- its own share and its bookkeeping, not the whole batch
+        assert.is_true(spent[i] < share + BURN // 4, "the leader kept " .. spent[i] .. " ns of " .. burned)
+      end
+    end
+    assert.is_true(total >= burned)
+  end)
+
+  it("gives back nothing and charges nothing for a batch of one", function()
+    local load = batch.new(function(items)
+      local t0, x = task.cpu_used(), 0
+      while task.cpu_used() - t0 < 5000000 do x = x + 1 end
+      return items
+    end)
+    local before = task.cpu_used()
+    load("solo")
+    assert.is_true(task.cpu_used() - before >= 5000000)
+  end)
+
+  it("lets the units account for themselves: cpu_used grows, charge_cpu adds and gives back", function()
+    local a = task.cpu_used()
+    assert.are.equal("integer", math.type(a))
+    task.charge_cpu(7000000)
+    local b = task.cpu_used()
+    assert.is_true(b - a >= 7000000)
+    task.charge_cpu(-(b + 1000000000)) -- never below zero
+    assert.is_true(task.cpu_used() < 1000000)
+    assert.has_error(function() task.charge_cpu(1.5) end)
+  end)
+
   it("raises outside a unit of work and leaves no batch behind", function()
     local load, calls = recording()
     local ok, err = coroutine.wrap(function() return pcall(load, "lost") end)()

@@ -43,6 +43,7 @@ typedef struct th_response {
   size_t body_len;
   const char *route;         /* pattern for logs; may be NULL */
   th_metrics_route *metrics; /* the route's series; NULL: unmatched */
+  uint64_t cpu_ns;           /* a handler's Lua time with its share of batches (access log) */
 } th_response;
 
 /* Find a request header by lower-case name; returns its value or NULL. */

@@ -223,6 +223,7 @@ static void on_handler_done(th_ctx *ctx, int status, int nres) {
   th_buf body = {0};
   res.route = ctx->route_pattern;
   res.metrics = ctx->route_metrics;
+  res.cpu_ns = th_ctx_cpu_ns(ctx);
   if (status != LUA_OK) {
     const char *msg = lua_tostring(ctx->co, -1);
     th_log(ctx, "error", "handler failed: %s", msg ? msg : "(no message)");

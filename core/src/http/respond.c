@@ -176,6 +176,7 @@ static void access_log(th_conn *c, const th_response *res, size_t bytes) {
   th_buf_adds(b, "\",\"path\":\"");
   th_buf_json_escape(b, r->url.data ? r->url.data : "", r->path_len);
   th_buf_printf(b, "\",\"status\":%d,\"duration_ms\":%.3f,\"bytes\":%zu", res->status, ms, bytes);
+  if (res->cpu_ns) th_buf_printf(b, ",\"cpu_ms\":%.3f", (double)res->cpu_ns / 1e6);
   if (res->route) {
     th_buf_adds(b, ",\"route\":\"");
     th_buf_json_escape(b, res->route, strlen(res->route));

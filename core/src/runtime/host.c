@@ -322,6 +322,8 @@ th_ctx *th_ctx_new(th_state *s, th_ctx_kind kind) {
   ctx->owner = NULL;
   ctx->request_id[0] = '\0';
   ctx->cpu_used_ns = 0;
+  ctx->cpu_total_ns = 0;
+  ctx->log_fields = NULL;
   s->inflight++;
   return ctx;
 }
@@ -330,6 +332,7 @@ void th_ctx_release(th_ctx *ctx) {
   th_state *s = ctx->state;
   int reusable = lua_status(ctx->co) == LUA_OK && !ctx->waiting;
   s->inflight--;
+  th_ctx_set_log_fields(ctx, NULL, 0);
   if (reusable && s->nfree < CTX_POOL_MAX && !s->retired) {
     lua_settop(ctx->co, 0);
     ctx->owner = s->free_ctx; /* the free list reuses the owner field */
@@ -355,7 +358,9 @@ static void th__run(th_ctx *ctx, int nargs) {
   lua_State *outer_thread = th_budget_swap(ctx->co);
   int status = lua_resume(ctx->co, NULL, nargs, &nres);
   th_budget_swap(outer_thread);
-  ctx->cpu_used_ns += th_now_ns() - ctx->slice_start_ns;
+  uint64_t slice = th_now_ns() - ctx->slice_start_ns;
+  ctx->cpu_used_ns += slice;
+  ctx->cpu_total_ns += slice;
   running_ctx = outer;
   if (status == LUA_YIELD) {
     if (ctx->waiting) return; /* waiting on a primitive: the loop resumes it */
@@ -384,6 +389,38 @@ static void th__run(th_ctx *ctx, int nargs) {
 }
 
 void th_ctx_start(th_ctx *ctx, int nargs) { th__run(ctx, nargs); }
+
+uint64_t th_ctx_cpu_ns(const th_ctx *ctx) {
+  uint64_t t = ctx->cpu_total_ns;
+  if (ctx == running_ctx) t += th_now_ns() - ctx->slice_start_ns; /* the slice so far */
+  return t;
+}
+
+static uint64_t charged(uint64_t v, int64_t ns) {
+  if (ns < 0 && (uint64_t)(-ns) > v) return 0;
+  return v + (uint64_t)ns;
+}
+
+void th_ctx_charge_cpu(th_ctx *ctx, int64_t ns) {
+  if (ctx == running_ctx) { /* fold in the slice so far: a credit may take from it */
+    uint64_t now = th_now_ns();
+    ctx->cpu_total_ns += now - ctx->slice_start_ns;
+    ctx->cpu_used_ns += now - ctx->slice_start_ns;
+    ctx->slice_start_ns = now;
+  }
+  ctx->cpu_total_ns = charged(ctx->cpu_total_ns, ns);
+  ctx->cpu_used_ns = charged(ctx->cpu_used_ns, ns);
+}
+
+void th_ctx_set_log_fields(th_ctx *ctx, const char *members, size_t len) {
+  free(ctx->log_fields);
+  ctx->log_fields = NULL;
+  if (!members || !len) return;
+  ctx->log_fields = malloc(len + 1);
+  if (!ctx->log_fields) abort();
+  memcpy(ctx->log_fields, members, len);
+  ctx->log_fields[len] = '\0';
+}
 
 int th_yield(lua_State *L, th_cancel_fn cancel, void *data) {
   th_ctx *ctx = th_ctx_check(L, "this primitive");

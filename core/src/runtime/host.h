@@ -52,6 +52,8 @@ struct th_ctx {
   char request_id[64];                    /* for log lines; may be empty */
   uint64_t cpu_used_ns;                   /* Lua run time so far, against the CPU budget */
   uint64_t slice_start_ns;                /* start of the current resume */
+  uint64_t cpu_total_ns; /* Lua run time of the whole unit (jobs too), with charges */
+  char *log_fields;      /* JSON members added to its log lines (task.log_context), or NULL */
 };
 
 /* The loop of this process (one per worker). */
@@ -71,6 +73,15 @@ int th_yield(lua_State *L, th_cancel_fn cancel, void *data);
 /* Resume a waiting ctx with the nresults values already pushed onto ctx->co.
  * May run Lua code and may finish (and free) the ctx: do not touch ctx after. */
 void th_resume(th_ctx *ctx, int nresults);
+
+/* The Lua run time of ctx so far (its running slice included), with what was
+ * charged to it: the clock of task.cpu_used. */
+uint64_t th_ctx_cpu_ns(const th_ctx *ctx);
+/* Charge ns (negative: credit) to ctx, against its CPU budget too (never below
+ * zero). A batch run by one unit for many (lua/ batch) shares its time this way. */
+void th_ctx_charge_cpu(th_ctx *ctx, int64_t ns);
+/* Members `"k":v,...` added to every log line of ctx (a copy; NULL or "" clears). */
+void th_ctx_set_log_fields(th_ctx *ctx, const char *members, size_t len);
 
 /* Logging from C. level: "debug", "info", "warn", "error". Writes one JSON line
  * with the ctx's request id when ctx is not NULL. */

@@ -106,6 +106,10 @@ void th_log(th_ctx *ctx, const char *level, const char *fmt, ...) {
   va_end(ap);
   if (n < 0) return;
   if ((size_t)n >= sizeof small) n = sizeof small - 1;
-  th_log_begin(level, small, (size_t)n, ctx ? ctx->request_id : NULL);
+  th_buf *b = th_log_begin(level, small, (size_t)n, ctx ? ctx->request_id : NULL);
+  if (ctx && ctx->log_fields) {
+    th_buf_add(b, ",", 1);
+    th_buf_adds(b, ctx->log_fields);
+  }
   th_log_end(lvl);
 }
