@@ -10,6 +10,7 @@
 
 #include "prim/jwt.h"
 #include "prim/pg/pg.h"
+#include "runtime/later.h"
 
 struct th_embedded {
   const char *name;
@@ -80,7 +81,7 @@ void th_primitives_shutdown(void) {
   th_pg_shutdown();
   th_http_shutdown();
   th_jwt_reset();
-  th_task_sync_shutdown();
+  th_later_shutdown(); /* the resume-later queue's handles (runtime/later.c) */
 }
 
 int th_embedded_exists(const char *name) {

@@ -24,7 +24,6 @@ int luaopen_th_task(lua_State *L);      /* "task"      prim/task.c   */
  * (prim/http.c): the loop must run afterwards so the close callbacks can free
  * the curl handles. */
 void th_http_shutdown(void);
-void th_task_sync_shutdown(void);
 /* Adds task.defer and task.event to the task table at the top of L. */
 void th_task_sync_open(lua_State *L);
 void th_primitives_shutdown(void);

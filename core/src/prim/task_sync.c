@@ -10,21 +10,22 @@
  * never resumes a coroutine from inside another one's Lua call.
  *
  * Owns: one heap `parked` per waiting coroutine (freed when resumed, or by the
- * cancel hook); the check and idle handles (closed by th_task_sync_shutdown). The
- * idle handle is active while anything is queued, so that the loop polls without
- * blocking when a wake-up was queued outside the poll phase.
+ * cancel hook). Resuming is the runtime's one resume-later queue (runtime/later.h,
+ * its check phase: TH_LATER_AFTER_POLL).
  */
 #include <stdlib.h>
 
 #include "base/list.h"
 #include "prim/primitives.h"
 #include "runtime/host.h"
+#include "runtime/later.h"
 
 #define EVENT_MT "th.task.event"
 
 typedef struct parked {
+  th_later later; /* in the resume-later queue */
   th_ctx *ctx;
-  th_list link; /* in an event's waiters, the ready queue, or a turn's snapshot */
+  th_list wait_link; /* in an event's waiters */
 } parked;
 
 typedef struct event {
@@ -32,49 +33,20 @@ typedef struct event {
   th_list waiters;
 } event;
 
-static th_list ready = TH_LIST_INIT(ready);
-static uv_check_t ready_check;
-static uv_idle_t ready_idle;
-static int handles_open;
-
-static void on_idle(uv_idle_t *h) { (void)h; /* only keeps the poll from blocking */ }
-
-/* Resume everything queued before this check phase; what those coroutines queue
- * now waits for the next turn (the idle handle makes that turn come at once). */
-static void on_check(uv_check_t *h) {
-  (void)h;
-  th_list turn;
-  th_list_init(&turn);
-  th_list_move_all(&turn, &ready);
-  th_list *n;
-  while ((n = th_list_first(&turn))) {
-    parked *p = th_list_entry(n, parked, link);
-    th_list_remove(n);
-    th_ctx *ctx = p->ctx;
-    free(p);
-    th_resume(ctx, 0);
-  }
-  if (th_list_empty(&ready)) {
-    uv_idle_stop(&ready_idle);
-    uv_check_stop(&ready_check);
-  }
+static int parked_results(th_later *l, lua_State *co) {
+  free(l); /* later is the first member of parked */
+  return co ? 0 : -1;
 }
 
 static void ready_push(parked *p) {
-  if (!handles_open) {
-    uv_check_init(th_loop(), &ready_check);
-    uv_idle_init(th_loop(), &ready_idle);
-    handles_open = 1;
-  }
-  th_list_push_back(&ready, &p->link);
-  uv_check_start(&ready_check, on_check);
-  uv_idle_start(&ready_idle, on_idle);
+  th_later_queue(&p->later, p->ctx, TH_LATER_AFTER_POLL, parked_results);
 }
 
 static void cancel_parked(th_ctx *ctx, void *data) {
   parked *p = data;
   (void)ctx;
-  th_list_remove(&p->link);
+  th_list_remove(&p->wait_link);
+  th_later_remove(&p->later);
   free(p);
 }
 
@@ -82,7 +54,7 @@ static parked *park_new(th_ctx *ctx) {
   parked *p = calloc(1, sizeof *p);
   if (!p) abort();
   p->ctx = ctx;
-  th_list_init(&p->link);
+  th_list_init(&p->wait_link);
   return p;
 }
 
@@ -114,7 +86,7 @@ static void event_release(event *ev) {
   th_list *n;
   while ((n = th_list_first(&ev->waiters))) {
     th_list_remove(n);
-    ready_push(th_list_entry(n, parked, link));
+    ready_push(th_list_entry(n, parked, wait_link));
   }
 }
 
@@ -126,7 +98,7 @@ static int l_event_wait(lua_State *L) {
   if (ev->set) return 0;
   th_ctx *ctx = th_ctx_check(L, "event:wait");
   parked *p = park_new(ctx);
-  th_list_push_back(&ev->waiters, &p->link);
+  th_list_push_back(&ev->waiters, &p->wait_link);
   return th_yield(L, cancel_parked, p);
 }
 
@@ -173,11 +145,4 @@ void th_task_sync_open(lua_State *L) {
   lua_setfield(L, -2, "defer");
   lua_pushcfunction(L, l_event);
   lua_setfield(L, -2, "event");
-}
-
-void th_task_sync_shutdown(void) {
-  if (!handles_open) return;
-  handles_open = 0;
-  uv_close((uv_handle_t *)&ready_check, NULL);
-  uv_close((uv_handle_t *)&ready_idle, NULL);
 }

@@ -246,7 +246,7 @@ static void waiter_cancel(th_ctx *ctx, void *data) {
   if (w->where == W_QUEUED)
     th__pg_wl_remove(&P.wait, w);
   else
-    th__pg_wl_remove(&P.ready, w);
+    th_later_remove(&w->later);
   th__conn *c = w->conn;
   free(w);
   if (c)
@@ -389,7 +389,7 @@ static int l_res_gc(lua_State *L) {
   ud->req = NULL;
   if (!r) return 0;
   r->ud = NULL;
-  if (r->where == RW_DONE && !r->in_done) {
+  if (r->where == RW_DONE && !th_later_queued(&r->later)) {
     th__pg_req_free(r);
   } else if (r->where == RW_QWAIT) {
     th__pg_rl_remove(&P.qwait, r);

@@ -22,6 +22,7 @@
 
 #include "base/list.h"
 #include "runtime/host.h"
+#include "runtime/later.h"
 
 #define TH_PG_CONN_MT "th.pg.conn"
 #define CONN_MT TH_PG_CONN_MT
@@ -60,7 +61,7 @@ typedef struct {
 struct th__req {
   int kind;
   int where;            /* RW_* */
-  int in_done;          /* linked in P.done, to be resumed by the kick */
+  th_later later;       /* RW_DONE: queued to resume ctx (the runtime's resume-later queue) */
   th_ctx *ctx;          /* the coroutine waiting for it, NULL when none */
   th__res *ud;          /* RQ_QUERY: its Lua handle, NULL once collected */
   th__conn *conn;       /* RW_PIPE: the connection it is queued on */
@@ -81,7 +82,7 @@ struct th__req {
   char *errmsg;
   char sqlstate[6];
   char constraint[64]; /* PG_DIAG_CONSTRAINT_NAME of the error, if any */
-  th_list link;        /* in a connection's FIFO, P.qwait or P.done */
+  th_list link;        /* in a connection's FIFO or P.qwait */
 };
 
 /* A FIFO of reqs (base/list.h) with its length. A zeroed one is empty. */
@@ -127,11 +128,12 @@ enum { W_QUEUED = 1, W_READY };
 struct th__waiter {
   th_ctx *ctx;
   uint64_t deadline_ms;
-  int where;      /* W_QUEUED in P.wait, W_READY in P.ready */
+  int where;      /* W_QUEUED in P.wait, W_READY in the resume-later queue */
   th__conn *conn; /* set when a connection was handed over */
   char err[256];  /* set when it failed instead */
   char sqlstate[6];
-  th_list link; /* in P.wait or P.ready */
+  th_list link;   /* in P.wait */
+  th_later later; /* W_READY: queued to resume ctx */
 };
 
 /* A FIFO of waiters with its length. A zeroed one is empty. */
@@ -173,11 +175,10 @@ typedef struct th__pg_pool_t {
   th_list idle;  /* idle connections, the most recently used first */
   th_list dirty; /* connections with unsent queries */
   int n_total, n_connecting, n_idle, n_held, n_shared, n_shared_busy, n_draining;
-  th__wlist wait, ready;     /* acquire() */
-  th__rlist qwait, done;     /* standalone queries without a conn; finished, to resume */
+  th__wlist wait;            /* acquire() */
+  th__rlist qwait;           /* standalone queries without a conn */
   uv_timer_t wait_timer;     /* fires at the deadline of the oldest waiter */
   uv_timer_t health_timer;   /* readiness check; unref'd */
-  uv_idle_t kick;            /* resumes waiters and finished queries outside Lua */
   uv_prepare_t flush;        /* sends the queries queued during the loop turn */
   uv_timer_t retry_timer;    /* dispatches again when a connect backoff ends */
   uint64_t connect_after_ms; /* no new connection before (after failed attempts) */
@@ -260,7 +261,8 @@ void th__pg_req_set_error(th__req *r, const char *msg, const char *sqlstate);
 void th__pg_arm_wait_timer(void);
 void th__pg_conn_release(th__conn *c);
 void th__pg_connect_backoff(void);
-void th__pg_kick(void);
+/* Queue r's coroutine (r answered) to be resumed from the loop, before it polls again. */
+void th__pg_req_resume_later(th__req *r);
 void th__pg_on_retry(uv_timer_t *t);
 th__conn *th__pg_pick_shared(void);
 void th__pg_pool_config(void);

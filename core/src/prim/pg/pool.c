@@ -22,8 +22,11 @@
  * wait in P.qwait with the same timeout as acquire().
  *
  * Owns: the pool P (static), every th__waiter (malloc'd by acquire, freed when
- * resumed or cancelled), and the pool's timers, kick (uv_idle_t) and flush
- * (uv_prepare_t) handles.
+ * resumed or cancelled), and the pool's timers and flush (uv_prepare_t) handle.
+ * Waiters handed a connection and finished queries are resumed through the
+ * runtime's one resume-later queue (runtime/later.h), before the loop next polls
+ * (TH_LATER_BEFORE_POLL): never from inside the Lua call (a release) that made
+ * them ready, and ahead of the requests the next poll reads.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -36,7 +39,6 @@
 th__pg_pool_t th__pg_pool;
 
 static void on_wait_timeout(uv_timer_t *t);
-static void on_kick(uv_idle_t *h);
 
 void th__pg_report_metrics(void) {
   int v[3] = {P.n_held + P.n_shared_busy, P.n_idle + P.n_shared - P.n_shared_busy,
@@ -84,19 +86,72 @@ void th__pg_arm_wait_timer(void) {
   uv_timer_start(&P.wait_timer, on_wait_timeout, d > now ? d - now : 0, 0);
 }
 
-void th__pg_kick(void) {
-  if (!P.closed) uv_idle_start(&P.kick, on_kick);
-}
-
 /* ---- waiters (acquire) ------------------------------------------------- */
 
-/* Move a queued waiter to the ready list; the kick handle resumes it from the
- * loop, never from inside the Lua call (release) that made it ready. */
+/* A waiter's resume: its connection handle, or nil, message[, sqlstate]. */
+static int waiter_results(th_later *l, lua_State *co) {
+  th__waiter *w = th_list_entry(l, th__waiter, later);
+  if (!co || P.closed) { /* shutdown: its coroutine was cancelled, nobody resumes */
+    free(w);
+    return -1;
+  }
+  int nres;
+  lua_checkstack(co, 3);
+  if (w->conn) {
+    th__pg_push_handle(co, w->conn);
+    nres = 1;
+  } else {
+    lua_pushnil(co);
+    lua_pushstring(co, w->err);
+    nres = 2;
+    if (w->sqlstate[0]) lua_pushstring(co, w->sqlstate), nres = 3;
+  }
+  free(w);
+  th__pg_report_metrics();
+  return nres;
+}
+
+/* Move a queued waiter to the resume-later queue: the loop resumes it, never
+ * from inside the Lua call (release) that made it ready. */
 static void waiter_ready(th__waiter *w) {
   th__pg_wl_remove(&P.wait, w);
   w->where = W_READY;
-  th__pg_wl_push(&P.ready, w);
-  th__pg_kick();
+  th_later_queue(&w->later, w->ctx, TH_LATER_BEFORE_POLL, waiter_results);
+}
+
+/* A finished query's resume: RQ_QUERY reads its outcome with r:rows(); conn:query
+ * gets true (the outcome moves to the connection, for conn:rows()) or nil,
+ * message, sqlstate[, constraint]. */
+static int req_results(th_later *l, lua_State *co) {
+  th__req *r = th_list_entry(l, th__req, later);
+  r->ctx = NULL;
+  if (!co || P.closed) { /* shutdown: its coroutine was cancelled, nobody resumes */
+    if (r->kind == RQ_CONN || !r->ud) th__pg_req_free(r);
+    return -1;
+  }
+  th__pg_report_metrics();
+  if (r->kind == RQ_QUERY) return 0;
+  th__conn *c = r->owner;
+  int nres = 1;
+  th__pg_clear_outcome(c);
+  lua_checkstack(co, 4);
+  if (r->errmsg) {
+    lua_pushnil(co);
+    lua_pushstring(co, r->errmsg);
+    lua_pushstring(co, r->sqlstate);
+    nres = 3;
+    if (r->constraint[0]) lua_pushstring(co, r->constraint), nres = 4;
+  } else {
+    c->result = r->result;
+    r->result = NULL;
+    lua_pushboolean(co, 1);
+  }
+  th__pg_req_free(r);
+  return nres;
+}
+
+void th__pg_req_resume_later(th__req *r) {
+  th_later_queue(&r->later, r->ctx, TH_LATER_BEFORE_POLL, req_results);
 }
 
 void th__pg_waiter_fail(th__waiter *w, const char *msg, const char *sqlstate) {
@@ -326,7 +381,6 @@ void th__pg_pool_init(void) {
   P.inited = 1;
   th__pg_pool_config();
   uv_timer_init(th_loop(), &P.wait_timer);
-  uv_idle_init(th_loop(), &P.kick);
   uv_prepare_init(th_loop(), &P.flush);
   uv_timer_init(th_loop(), &P.health_timer);
   uv_timer_init(th_loop(), &P.retry_timer);
@@ -352,60 +406,6 @@ static void on_wait_timeout(uv_timer_t *t) {
   th__pg_report_metrics();
 }
 
-static void on_kick(uv_idle_t *h) {
-  int n = P.ready.n; /* only those ready now: resumed code may queue more */
-  while (n-- > 0 && th__pg_wl_head(&P.ready)) {
-    th__waiter *w = th__pg_wl_head(&P.ready);
-    th__pg_wl_remove(&P.ready, w);
-    th_ctx *ctx = w->ctx;
-    int nres;
-    lua_checkstack(ctx->co, 3);
-    if (w->conn) {
-      th__pg_push_handle(ctx->co, w->conn);
-      nres = 1;
-    } else {
-      lua_pushnil(ctx->co);
-      lua_pushstring(ctx->co, w->err);
-      nres = 2;
-      if (w->sqlstate[0]) lua_pushstring(ctx->co, w->sqlstate), nres = 3;
-    }
-    free(w);
-    th_resume(ctx, nres);
-  }
-  n = P.done.n;
-  while (n-- > 0 && th__pg_rl_head(&P.done)) {
-    th__req *r = th__pg_rl_head(&P.done);
-    th__pg_rl_remove(&P.done, r);
-    r->in_done = 0;
-    th_ctx *ctx = r->ctx;
-    r->ctx = NULL;
-    if (r->kind == RQ_QUERY) {
-      th_resume(ctx, 0); /* r:rows() reads the outcome */
-      continue;
-    }
-    /* conn:query: the outcome moves to the connection, for conn:rows() */
-    th__conn *c = r->owner;
-    int nres = 1;
-    th__pg_clear_outcome(c);
-    lua_checkstack(ctx->co, 4);
-    if (r->errmsg) {
-      lua_pushnil(ctx->co);
-      lua_pushstring(ctx->co, r->errmsg);
-      lua_pushstring(ctx->co, r->sqlstate);
-      nres = 3;
-      if (r->constraint[0]) lua_pushstring(ctx->co, r->constraint), nres = 4;
-    } else {
-      c->result = r->result;
-      r->result = NULL;
-      lua_pushboolean(ctx->co, 1);
-    }
-    th__pg_req_free(r);
-    th_resume(ctx, nres);
-  }
-  if (!th__pg_wl_head(&P.ready) && !th__pg_rl_head(&P.done)) uv_idle_stop(h);
-  th__pg_report_metrics();
-}
-
 /* ---- public C API (pg.h) ----------------------------------------------- */
 
 int th_pg_ready(void) {
@@ -418,13 +418,8 @@ int th_pg_ready(void) {
 void th_pg_shutdown(void) {
   if (!P.inited || P.closed) return;
   P.closed = 1;
-  th__req *r;
-  while ((r = th__pg_rl_head(&P.done))) { /* their coroutines were cancelled: nobody resumes */
-    th__pg_rl_remove(&P.done, r);
-    r->in_done = 0;
-    r->ctx = NULL;
-    if (r->kind == RQ_CONN || !r->ud) th__pg_req_free(r);
-  }
+  /* Waiters and answers still in the resume-later queue are dropped when it gets to
+   * them (waiter_results, req_results): their coroutines were cancelled. */
   th__pg_qwait_fail_all("shutting down", "");
   for (th__conn *c = th__pg_conn_first(), *next; c; c = next) {
     next = th__pg_conn_next(c);
@@ -440,7 +435,6 @@ void th_pg_shutdown(void) {
   uv_close((uv_handle_t *)&P.wait_timer, NULL);
   uv_close((uv_handle_t *)&P.health_timer, NULL);
   uv_close((uv_handle_t *)&P.retry_timer, NULL);
-  uv_close((uv_handle_t *)&P.kick, NULL);
   uv_close((uv_handle_t *)&P.flush, NULL);
   th__pg_listeners_shutdown();
 }

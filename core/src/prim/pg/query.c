@@ -53,7 +53,7 @@ void th__pg_req_set_error(th__req *r, const char *msg, const char *sqlstate) {
 }
 
 /* A standalone query or conn:query is over (answered or failed): hand it to its
- * coroutine through the th__pg_kick, or free it when nobody will read it. */
+ * coroutine through the resume-later queue, or free it when nobody will read it. */
 void th__pg_req_finish(th__req *r) {
   r->where = RW_DONE;
   r->conn = NULL;
@@ -64,20 +64,15 @@ void th__pg_req_finish(th__req *r) {
     th__pg_req_free(r);
     return;
   }
-  if (r->ctx && !P.closed) {
-    r->in_done = 1;
-    th__pg_rl_push(&P.done, r);
-    th__pg_kick();
-  }
+  if (r->ctx && !P.closed) th__pg_req_resume_later(r);
 }
 
 void th__pg_req_cancel(th_ctx *ctx, void *data) {
   (void)ctx;
   th__req *r = data;
   r->ctx = NULL;
-  if (r->in_done) {
-    th__pg_rl_remove(&P.done, r);
-    r->in_done = 0;
+  if (th_later_queued(&r->later)) {
+    th_later_remove(&r->later);
   } else if (r->where == RW_QWAIT) {
     th__pg_rl_remove(&P.qwait, r);
     r->where = RW_DONE;
