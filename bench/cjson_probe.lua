@@ -60,3 +60,36 @@ for round = 1, 3 do
   bench("json.decode(one task)", function() json.decode(t1) end, N * 5)
   bench("cjson.decode(one task)", function() cjson.decode(t1) end, N * 5)
 end
+
+-- Internal bus payloads (2026-12-04, issue 13 "decoding where [] versus {} does not
+-- matter"): a task event as tasks.events writes it, decoded by each. The event's
+-- `task_data` is the task itself (the history consumer stores it and GET
+-- /api/tasks/:id/history serves it again), so its empty `tags` and `reminders` must stay
+-- [] and its `version` an integer.
+print("bus payload (task.updated)")
+local event = json.encode({
+  specversion = "1.0", id = "6d1c9a5e-1f1b-4c7e-9f3a-0b6f8f1f2a10", type = "task.updated",
+  source = "todo/api", subject = one.id, time = "2026-05-01T09:00:00Z",
+  data = { event_type = "updated", task_id = one.id, user_id = "user1", version = 3,
+    changed = json.array({ "completed" }), timestamp = "2026-05-01T09:00:00Z",
+    task_data = { id = one.id, title = "t", tags = json.array({}), reminders = json.array({}), version = 3 } },
+})
+local mine, theirs = json.decode(event), cjson.decode(event)
+show("math.type(data.version) json / cjson", function()
+  return math.type(mine.data.version) .. " / " .. math.type(theirs.data.version)
+end)
+show("tostring(data.version) json / cjson", function()
+  return tostring(mine.data.version) .. " / " .. tostring(theirs.data.version)
+end)
+show("re-encoded task_data.tags json / cjson", function()
+  return json.encode(mine.data.task_data.tags) .. " / " .. json.encode(theirs.data.task_data.tags)
+end)
+show("('v' .. version) as a string key json / cjson", function()
+  return "v" .. mine.data.version .. " / " .. "v" .. theirs.data.version
+end)
+show("WebSocket {\"after\":5}: math.type(after)", function() return math.type(cjson.decode('{"after":5}').after) end)
+show("MCP {\"id\":7}: math.type(id)", function() return math.type(cjson.decode('{"id":7}').id) end)
+for round = 1, 3 do
+  bench("json.decode(bus event)", function() json.decode(event) end, N * 5)
+  bench("cjson.decode(bus event)", function() cjson.decode(event) end, N * 5)
+end

@@ -193,3 +193,23 @@ describe("json.encode", function()
     end
   end)
 end)
+
+-- What the bus consumers need from decoding a task event (lua/tasks/events.lua writes it;
+-- the history consumer stores `task_data` and GET /api/tasks/:id/history serves it
+-- again): integers stay integers and empty arrays stay []. Debian's lua-cjson 2.1.0
+-- decodes `3` as the float 3.0 and `[]` as an unmarked {} (bench/cjson_probe.lua,
+-- docs/benchmarks.md): it would fail this, so bus payloads are not decoded with it.
+describe("json.decode of a bus event", function()
+  it("keeps the version an integer and empty tags and reminders []", function()
+    local text = '{"specversion":"1.0","type":"task.updated","data":{"event_type":"updated",'
+      .. '"version":3,"changed":["completed"],"task_data":{"id":"t1","tags":[],"reminders":[],'
+      .. '"version":3,"priority":2}}}'
+    local ev = assert(json.decode(text))
+    assert.are.equal("integer", math.type(ev.data.version))
+    assert.are.equal("integer", math.type(ev.data.task_data.priority))
+    assert.are.equal("v3", "v" .. ev.data.version)
+    assert.are.equal("[]", json.encode(ev.data.task_data.tags))
+    assert.are.equal("[]", json.encode(ev.data.task_data.reminders))
+    assert.are.equal('["completed"]', json.encode(ev.data.changed))
+  end)
+end)
