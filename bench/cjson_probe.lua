@@ -89,7 +89,7 @@ show("('v' .. version) as a string key json / cjson", function()
 end)
 show("WebSocket {\"after\":5}: math.type(after)", function() return math.type(cjson.decode('{"after":5}').after) end)
 show("MCP {\"id\":7}: math.type(id)", function() return math.type(cjson.decode('{"id":7}').id) end)
-for round = 1, 3 do
+for _ = 1, 3 do
   bench("json.decode(bus event)", function() json.decode(event) end, N * 5)
   bench("cjson.decode(bus event)", function() cjson.decode(event) end, N * 5)
 end
