@@ -20,6 +20,7 @@ local function refused(env, timeout)
   local code = h.eventually(function() return host:exit_code() end, timeout or 15)
   local log = host:log()
   if not code then host:kill() end
+  assert.is_nil(host:sanitizer_report()) -- ASan builds: the refusal path leaks nothing either
   return code, log
 end
 
