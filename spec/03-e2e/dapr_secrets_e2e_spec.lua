@@ -1,8 +1,10 @@
 -- The database URL through the Dapr secrets API, with the REAL sidecar: the api
 -- bundle started with BUS=dapr, no DATABASE_URL and DATABASE_URL_SECRET naming a secret
--- of the local file secret store (dapr/local/secretstore.yaml) serves a task round
--- trip; a missing secret, a missing key, an unknown store and a sidecar that never
--- comes up each stop start-up with one line that names what is wrong (never the value),
+-- of the local file secret store (dapr/local/secretstore.yaml, `multiValued` so that a
+-- secret has several keys as a Kubernetes Secret does; the key named as the chart does)
+-- serves a task round trip; a secret with one key needs no key named. A missing secret,
+-- a missing key, an unknown store, a wrong token and a sidecar that never comes up each
+-- stop start-up with one line that names what is wrong (never the value), the last
 -- after a bounded wait. And the start-up refusals that need no sidecar: the secret
 -- without BUS=dapr, both DATABASE_URL and the secret, BUS=dapr without API_CURSOR_SECRET.
 local h = require "spec.helpers"
@@ -35,16 +37,21 @@ describe("the database URL from the Dapr secrets API (real daprd)", function()
     local out, ok = h.sh("env DATABASE_URL=" .. h.sh_quote(db_url) .. " " .. h.sh_quote(h.host_bin) ..
       " migrate services/api")
     assert(ok, "migrate failed: " .. out)
-    d.write(dir .. "/secrets.json", require("json").encode { ["todo-database"] = db_url })
+    d.write(dir .. "/secrets.json", require("json").encode {
+      ["todo-database"] = { url = db_url, user = "todo" }, single = { connection = db_url } })
     local resources = d.resources(dir, port, { "pubsub.yaml", "secretstore.yaml" }, function(name, text)
-      if name == "secretstore.yaml" then return (text:gsub("%.data/dapr/secrets%.json", dir .. "/secrets.json")) end
+      if name == "secretstore.yaml" then
+        return (text:gsub("%.data/dapr/secrets%.json", dir .. "/secrets.json")) ..
+          '    - name: multiValued\n      value: "true"\n'
+      end
       return text
     end)
     local app_port, dapr_port = h.free_port(), h.free_port()
     -- The host waits for its sidecar (GET /v1.0/healthz/outbound) before it listens;
     -- daprd's /v1.0/healthz waits for the app: so the host starts first.
     host = h.start { port = app_port, no_database = true, wait = false, bundles = { "services/api" },
-      env = { BUS = "dapr", DATABASE_URL_SECRET = "todo-database", DAPR_HTTP_PORT = dapr_port,
+      env = { BUS = "dapr", DATABASE_URL_SECRET = "todo-database", DATABASE_URL_SECRET_KEY = "url",
+        DAPR_HTTP_PORT = dapr_port,
         DAPR_API_TOKEN = API_TOKEN, APP_API_TOKEN = APP_TOKEN, API_CURSOR_SECRET = CURSOR_SECRET } }
     sidecar = d.sidecar(dir, { bin = bin, app_id = "api", app_port = app_port, http_port = dapr_port,
       resources = resources, env = { APP_API_TOKEN = APP_TOKEN, DAPR_API_TOKEN = API_TOKEN } })
@@ -85,11 +92,25 @@ describe("the database URL from the Dapr secrets API (real daprd)", function()
     assert.matches("secret 'no%-such%-secret' of store 'secretstore': HTTP 500 ERR_SECRET_GET", log)
   end)
 
+  it("takes a secret's only key when none is named", function()
+    local env = { BUS = "dapr", DAPR_HTTP_PORT = sidecar.http_port, DAPR_API_TOKEN = API_TOKEN,
+      API_CURSOR_SECRET = CURSOR_SECRET, DATABASE_URL_SECRET = "single", DAPR_RELAY = "off" }
+    local other = h.start { no_database = true, bundles = { "services/api" }, env = env }
+    -- ready: its pool reached the database at the URL it read
+    local ready = h.eventually(function() return other:request("GET", "/readyz") == 200 end, 10)
+    other:stop()
+    assert.is_truthy(ready, other:log())
+  end)
+
   it("names the keys it found, not their values, when the key asked for is not there", function()
-    local code, log = against_sidecar { DATABASE_URL_SECRET = "todo-database", DATABASE_URL_SECRET_KEY = "url" }
+    local code, log = against_sidecar { DATABASE_URL_SECRET = "todo-database", DATABASE_URL_SECRET_KEY = "password" }
     assert.are.equal(2, code, log)
-    assert.matches("secret 'todo%-database' of store 'secretstore' has no key 'url' %(its keys: todo%-database%)", log)
+    assert.matches("secret 'todo%-database' of store 'secretstore' has no key 'password' %(its keys: url, user%)", log)
     assert.is_nil(log:find(db_url, 1, true), "the URL is in the log")
+    -- several keys, none named: none named like the secret either
+    code, log = against_sidecar { DATABASE_URL_SECRET = "todo-database" }
+    assert.are.equal(2, code, log)
+    assert.matches("has no key 'todo%-database' %(its keys: url, user%)", log)
   end)
 
   it("says which store is unknown", function()
