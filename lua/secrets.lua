@@ -1,11 +1,12 @@
---- Secrets a bundle reads at run time (the webhook signing key and the like): from
+--- Secrets a bundle reads at run time (an API key of another service and the like): from
 -- Dapr's secrets API when BUS=dapr (`GET /v1.0/secrets/<store>/<name>`, contract
 -- section 8; the store is DAPR_SECRETSTORE, default "secretstore": Kubernetes Secrets in
 -- the chart, a local file in dapr/local/), else from the process environment. A value
 -- read is kept for the life of the process (secrets rotate with a rollout).
 -- Never log what this answers.
 --
--- The database URL is not read here: the C pool needs it before any Lua runs (see
+-- The database URL is not read here: the C pool needs it before any Lua runs, so the
+-- host reads it at start-up (DATABASE_URL_SECRET, core/src/runtime/dapr_secret.c;
 -- dapr/README.md, "Secrets").
 -- @module secrets
 local http = require "http"
@@ -54,9 +55,9 @@ local function from_dapr(name)
 end
 
 --- Read a secret.
--- @tparam string name the secret's name in the store (e.g. "webhook-signing-key")
+-- @tparam string name the secret's name in the store (e.g. "llm-api-key")
 -- @tparam string env the environment variable that holds it without Dapr
---   (e.g. "WEBHOOK_SIGNING_KEY")
+--   (e.g. "LLM_API_KEY")
 -- @treturn string the value; or nil, message (the message never holds the value)
 function M.get(name, env)
   if cache[name] then return cache[name] end

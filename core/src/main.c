@@ -65,7 +65,9 @@ static void usage(FILE *f) {
       "  PG_PLAN_CACHE_MODE (auto | force_generic_plan | force_custom_plan)\n"
       "  AUTH_JWKS_URL | AUTH_JWKS_FILE  AUTH_ISSUER  AUTH_AUDIENCE  AUTH_DEV_SECRET "
       "(development)\n"
-      "  BUS (postgres | dapr)\n"
+      "  BUS (postgres | dapr)  API_CURSOR_SECRET (required with BUS=dapr)\n"
+      "  DATABASE_URL_SECRET (BUS=dapr: the secret holding the URL, read at start-up from\n"
+      "  DAPR_SECRETSTORE (secretstore); DATABASE_URL_SECRET_KEY; DAPR_WAIT_SECONDS (30))\n"
       "  TODO_LUA_ROOT (the shared lua/ directory; found next to the bundles by default)\n",
       TH_VERSION);
 }
@@ -376,6 +378,12 @@ static int cmd_run(int argc, char **argv) {
   th_log_set_level(th_cfg.log_level);
   if (getenv("AUTH_DEV_SECRET"))
     th_log(NULL, "warn", "AUTH_DEV_SECRET is set: development HS256 tokens are accepted");
+  /* Once, in the master, before any worker or pool exists: the database URL may
+   * come from the Dapr secrets API (DATABASE_URL_SECRET). */
+  if (th_config_resolve_secrets() < 0) return 2;
+  if (getenv("DATABASE_URL_SECRET"))
+    th_log(NULL, "info", "database URL read from secret %s of the Dapr secret store",
+           getenv("DATABASE_URL_SECRET"));
   /* Counters shared by every worker: one exposition on /metrics. */
   if (th_metrics_share() < 0) {
     fprintf(stderr, "todo-host: cannot map the shared metrics table\n");

@@ -11,6 +11,14 @@ local CHART = "charts/todo-chatbot"
 local SERVICES = { "api", "recurring-task", "notification", "websocket", "chat" }
 -- Variables ending in URL that name no credential (addresses inside the cluster or public).
 local PUBLIC_URLS = { AUTH_JWKS_URL = true, BETTER_AUTH_URL = true, TODO_API_URL = true, TODO_WS_URL = true }
+-- Variables named like secrets whose values are only the NAMES of secrets (of the Dapr
+-- secret store), never a secret itself.
+local NAMES_OF_SECRETS = { DATABASE_URL_SECRET = true, DATABASE_URL_SECRET_KEY = true, DAPR_SECRETSTORE = true }
+-- What looks like a secret among the settings the host and the bundles read.
+local function secret_like(name)
+  return not NAMES_OF_SECRETS[name] and (name:match("SECRET") or name:match("TOKEN") or name:match("PASSWORD")
+    or name:match("_KEY$") or name == "DATABASE_URL") and true or false
+end
 
 local function tools_dir()
   local out, ok = h.sh("scripts/install-deploy-tools")
@@ -170,8 +178,9 @@ describe("Helm chart charts/todo-chatbot", function()
         local pod = (o.kind == "Deployment" or o.kind == "Job") and o.spec.template
         for _, c in ipairs(pod and containers(pod) or {}) do
           for _, v in ipairs(c.env or {}) do
-            if v.name:match("URL$") and not PUBLIC_URLS[v.name]
-              or v.name:match("TOKEN") or v.name:match("SECRET") or v.name:match("PASSWORD") then
+            if NAMES_OF_SECRETS[v.name] then
+              assert.matches("^[a-z0-9][-a-z0-9]*$", v.value, o.metadata.name .. ": " .. v.name .. " is not a name")
+            elseif v.name:match("URL$") and not PUBLIC_URLS[v.name] or secret_like(v.name) then
               assert.is_nil(v.value, o.metadata.name .. ": " .. v.name .. " has a literal value")
               assert.is_truthy(v.valueFrom and v.valueFrom.secretKeyRef, o.metadata.name .. ": " .. v.name)
             end
@@ -186,6 +195,83 @@ describe("Helm chart charts/todo-chatbot", function()
           end
         end
       end
+    end
+  end)
+
+  -- Every setting named like a secret that the host (core/) or a bundle (lua/, services/)
+  -- reads, found in the sources: each is given from a Secret (or the Dapr secret store)
+  -- to every todo-host pod, or is listed here with why the chart does not set it.
+  local NOT_SET_BY_THE_CHART = {
+    AUTH_DEV_SECRET = "development tokens only; values.schema.json refuses it",
+    LLM_API_KEY = "optional (the chat's model); the operator gives it with services.chat.secretEnv",
+  }
+  local function settings_read()
+    local names = {}
+    local files = h.sh("git ls-files core/src core/lua lua services | grep -E '\\.(c|lua)$'")
+    for path in files:gmatch("[^\n]+") do
+      local f = assert(io.open(path))
+      local text = f:read("a")
+      f:close()
+      for n in text:gmatch('[%w_]*env[%w_]*%(%s*"([A-Z][A-Z0-9_]+)"') do names[n] = true end
+      for n in text:gmatch('secrets%.get%([^,]+,%s*"([A-Z][A-Z0-9_]+)"') do names[n] = true end
+      for n in text:gmatch('{%s*"([A-Z][A-Z0-9_]+)",%s*"[a-z-]+", T_') do names[n] = true end
+    end
+    return names
+  end
+
+  it("gives every secret the host and the bundles read from a Secret or the Dapr secret store", function()
+    local read = settings_read()
+    for _, n in ipairs { "DATABASE_URL", "API_CURSOR_SECRET", "DAPR_API_TOKEN", "APP_API_TOKEN", "PORT" } do
+      assert.is_true(read[n], "the source scan missed " .. n)
+    end
+    for _, objs in ipairs { default, doks } do
+      local role = of_kind(objs, "Role")[1]
+      for _, name in ipairs(SERVICES) do
+        local e = env_of(named(objs, "Deployment", "todo-todo-chatbot-" .. name).spec.template.spec.containers[1])
+        for n in pairs(read) do
+          if secret_like(n) and not NOT_SET_BY_THE_CHART[n] then
+            if n == "DATABASE_URL" then
+              -- through the Dapr secrets API (core/src/runtime/config.c), not the environment
+              assert.is_nil(e.DATABASE_URL, name .. ": DATABASE_URL in the environment")
+              assert.are.equal("todo-database", e.DATABASE_URL_SECRET.value, name)
+              assert.are.equal("url", e.DATABASE_URL_SECRET_KEY.value, name)
+              assert.is_truthy(named(objs, "Component", e.DAPR_SECRETSTORE.value), name .. ": no such secret store")
+              local readable = {}
+              for _, r in ipairs(role.rules[1].resourceNames) do readable[r] = true end
+              assert.is_true(readable["todo-database"], "daprd may not read the database Secret")
+            else
+              assert.is_truthy(e[n], name .. " lacks " .. n)
+              assert.is_truthy(e[n].valueFrom and e[n].valueFrom.secretKeyRef,
+                name .. ": " .. n .. " not from a Secret")
+            end
+          end
+        end
+        assert.are.equal("todo-api-cursor", e.API_CURSOR_SECRET.valueFrom.secretKeyRef.name)
+        assert.is_nil(e.AUTH_DEV_SECRET, name)
+      end
+    end
+    -- Without Dapr the URL comes from the Secret as DATABASE_URL; the cursor key stays.
+    local plain = render(dir, "--set dapr.enabled=false")
+    for _, name in ipairs(SERVICES) do
+      local e = env_of(named(plain, "Deployment", "todo-todo-chatbot-" .. name).spec.template.spec.containers[1])
+      assert.are.equal("todo-database", e.DATABASE_URL.valueFrom.secretKeyRef.name, name)
+      assert.is_nil(e.DATABASE_URL_SECRET, name)
+      assert.is_truthy(e.API_CURSOR_SECRET.valueFrom.secretKeyRef, name)
+    end
+    -- The model key, when the operator gives one, comes from its Secret.
+    local llm = render(dir, "--set services.chat.secretEnv.LLM_API_KEY.secret=todo-llm" ..
+      " --set services.chat.secretEnv.LLM_API_KEY.key=api-key")
+    local chat = env_of(named(llm, "Deployment", "todo-todo-chatbot-chat").spec.template.spec.containers[1])
+    assert.are.same({ name = "todo-llm", key = "api-key" }, chat.LLM_API_KEY.valueFrom.secretKeyRef)
+  end)
+
+  it("refuses a variable named like a secret among the plain values", function()
+    for _, set in ipairs { "services.chat.env.LLM_API_KEY=sk-123", "hostEnv.API_CURSOR_SECRET=abc",
+      "services.api.env.DATABASE_URL=postgresql://x", "frontend.env.BETTER_AUTH_SECRET=abc" } do
+      local out, ok = h.sh(h.sh_quote(dir .. "/helm") .. " template todo " .. CHART ..
+        " --kube-version 1.30.0 --set " .. h.sh_quote(set))
+      assert.is_falsy(ok, set .. " rendered")
+      assert.matches("invalid propertyName '" .. set:match("%.([A-Z_]+)=") .. "'", out, 1, true)
     end
   end)
 

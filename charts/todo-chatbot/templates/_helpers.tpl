@@ -91,6 +91,20 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
+{{/* The database of a todo-host service: with Dapr and database.urlFromSecretStore,
+     the name of the secret the host reads through the Dapr secrets API at start-up
+     (core/src/runtime/config.c); else DATABASE_URL from its Secret. */}}
+{{- define "todo.hostDatabaseEnv" -}}
+{{- if and .Values.dapr.enabled .Values.database.urlFromSecretStore -}}
+- name: DATABASE_URL_SECRET
+  value: {{ .Values.database.secretName | quote }}
+- name: DATABASE_URL_SECRET_KEY
+  value: {{ .Values.database.urlKey | quote }}
+{{- else -}}
+{{ include "todo.databaseEnv" . }}
+{{- end -}}
+{{- end -}}
+
 {{/* DATABASE_URL from its Secret. */}}
 {{- define "todo.databaseEnv" -}}
 - name: DATABASE_URL

@@ -1,5 +1,7 @@
 /* config.c: settings from the environment and flags (see config.h). Owns th_cfg;
- * string values point into the environment or argv, never freed. */
+ * string values point into the environment or argv, never freed (a database URL
+ * read from the Dapr secrets API is a heap copy kept for the process's life). Also
+ * the start-up checks of the secrets a cluster must set (th_config_resolve_secrets). */
 #include "runtime/config.h"
 
 #include <errno.h>
@@ -7,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "runtime/dapr_secret.h"
 
 th_config th_cfg;
 
@@ -158,5 +162,74 @@ int th_config_flag(int argc, char **argv, int i) {
       return apply(s, argv[i + 1], argv[i]) < 0 ? -1 : 2;
     }
   }
+  return 0;
+}
+
+/* ---- secrets at start-up ------------------------------------------------ */
+
+static const char *env_or(const char *name, const char *fallback) {
+  const char *v = getenv(name);
+  return v && *v ? v : fallback;
+}
+
+/* DATABASE_URL_SECRET: the URL from the Dapr secrets API, once, before any
+ * worker exists (dapr/README.md, "Secrets"). */
+static int database_url_from_dapr(const char *secret) {
+  const char *store = env_or("DAPR_SECRETSTORE", "secretstore");
+  const char *key = env_or("DATABASE_URL_SECRET_KEY", NULL);
+  const char *wait = env_or("DAPR_WAIT_SECONDS", "30");
+  char *end = NULL;
+  errno = 0;
+  long wait_s = strtol(wait, &end, 10);
+  if (errno || end == wait || *end || wait_s < 0 || wait_s > 3600) {
+    fprintf(stderr, "todo-host: DAPR_WAIT_SECONDS=%s: expected a whole number from 0 to 3600\n",
+            wait);
+    return -1;
+  }
+  if (th_cfg.database_url && *th_cfg.database_url) {
+    fprintf(stderr, "todo-host: DATABASE_URL and DATABASE_URL_SECRET are both set: set one "
+                    "(the URL itself, or the name of the secret that holds it)\n");
+    return -1;
+  }
+  char base[300], err[512];
+  snprintf(base, sizeof base, "http://%s:%s", env_or("DAPR_HOST", "127.0.0.1"),
+           env_or("DAPR_HTTP_PORT", "3500"));
+  th_dapr_endpoint ep = {base, env_or("DAPR_API_TOKEN", NULL)};
+  if (th_dapr_wait_outbound(&ep, (int)wait_s * 1000, err, sizeof err) < 0) {
+    fprintf(stderr,
+            "todo-host: DATABASE_URL_SECRET=%s: the Dapr sidecar at %s was not ready "
+            "(GET /v1.0/healthz/outbound) within %ld s: %s\n",
+            secret, base, wait_s, err);
+    return -1;
+  }
+  char *url = th_dapr_secret_get(&ep, store, secret, key, err, sizeof err);
+  if (!url) {
+    fprintf(stderr, "todo-host: DATABASE_URL_SECRET: %s\n", err);
+    return -1;
+  }
+  th_cfg.database_url = url;
+  return 0;
+}
+
+int th_config_resolve_secrets(void) {
+  int dapr = !strcmp(env_or("BUS", ""), "dapr");
+  const char *secret = env_or("DATABASE_URL_SECRET", NULL);
+  if (secret && !dapr) {
+    fprintf(stderr,
+            "todo-host: DATABASE_URL_SECRET=%s needs BUS=dapr (the secret is read "
+            "from the Dapr sidecar); without Dapr set DATABASE_URL\n",
+            secret);
+    return -1;
+  }
+  /* A cluster (BUS=dapr) must not sign list cursors with the public default of
+   * lua/tasks/cursor.lua: anyone could forge one. AUTH_DEV_SECRET, when set, is
+   * what the cursors use instead (development). */
+  if (dapr && !env_or("API_CURSOR_SECRET", NULL) && !env_or("AUTH_DEV_SECRET", NULL)) {
+    fprintf(stderr, "todo-host: BUS=dapr needs API_CURSOR_SECRET (the key list cursors are "
+                    "signed with; without it they would be signed with a public default). "
+                    "Give it from a Secret (the chart's apiCursor.secretName)\n");
+    return -1;
+  }
+  if (secret) return database_url_from_dapr(secret);
   return 0;
 }

@@ -42,4 +42,11 @@ int th_config_from_env(void);
  * entries consumed (1 or 2), 0 when the flag is not a setting, -1 on a bad value. */
 int th_config_flag(int argc, char **argv, int i);
 
+/* Start-up checks of `run` that need the whole environment: with BUS=dapr,
+ * API_CURSOR_SECRET must be set, and DATABASE_URL_SECRET (when set) names the
+ * secret of the Dapr secret store (DAPR_SECRETSTORE) that holds the database URL:
+ * it is read now, after waiting up to DAPR_WAIT_SECONDS (30) for the sidecar.
+ * Returns 0, or -1 after printing one line (never a secret's value). */
+int th_config_resolve_secrets(void);
+
 #endif
