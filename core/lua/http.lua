@@ -33,11 +33,15 @@ end
 -- @tparam table opts
 --   `url` (string, http or https), `method` (default "GET"),
 --   `headers` ({name = value}), `body` (string), `timeout` (seconds, default 30),
---   `max_body` (bytes, default 8 MiB), `follow_redirects` (default false)
+--   `max_body` (bytes, default 8 MiB), `follow_redirects` (default false),
+--   `deny_private` (default false: true refuses, at connect time, every private,
+--   loopback, link-local and reserved address, whatever name resolved to it; for URLs
+--   a user gave), `allow_loopback` (with deny_private: 127/8 and ::1 still allowed;
+--   development), `resolve` (array of "host:port:address" pinning a name; tests)
 -- @treturn table `{status = integer, headers = {lowercase name = value}, body = string}`
 --   for any HTTP status (a 500 is a response, not an error)
 -- @return or nil, message, code: "timeout", "connect", "resolve", "tls",
---   "too_large", "bad_url", "redirects" or "io"
+--   "too_large", "bad_url", "redirects", "refused" (deny_private) or "io"
 function http.request(opts)
   if type(opts) ~= "table" then error("http.request: opts must be a table", 2) end
   if type(opts.url) ~= "string" or not opts.url:match("^[hH][tT][tT][pP][sS]?://") then
@@ -61,6 +65,9 @@ function http.request(opts)
     timeout = opts.timeout,
     max_body = opts.max_body,
     follow_redirects = opts.follow_redirects,
+    deny_private = opts.deny_private,
+    allow_loopback = opts.allow_loopback,
+    resolve = opts.resolve,
   }
 end
 

@@ -9,7 +9,9 @@
 -- Retries back off exponentially with jitter: attempt n waits between half and all of
 -- NOTIFY_RETRY_BASE_SECONDS (default 5) * 2^(n-1), at most an hour; after
 -- NOTIFY_MAX_ATTEMPTS (default 6) the delivery is `failed` with the reason. A refusal
--- that retrying cannot fix (a 4xx other than 408/425/429) fails at once.
+-- that retrying cannot fix (a 4xx other than 408/425/429, an address refused) fails at
+-- once. The channel's signing secret is opened (notification.secret_box) just before the
+-- send; one that does not open is an attempt that fails with the reason, nothing sent.
 -- @module notification.delivery
 
 local pg = require "pg"
@@ -19,6 +21,7 @@ local json = require "json"
 local clock = require "notification.clock"
 local channels = require "notification.channels"
 local wake = require "notification.wake"
+local secret_box = require "notification.secret_box"
 
 local M = {}
 
@@ -52,6 +55,7 @@ local CLAIM = [[
   FROM picked, notifications n, notification_channels c
   WHERE d.id = picked.id AND n.id = d.notification_id AND c.user_id = d.user_id AND c.channel = d.channel
   RETURNING d.id::text AS id, d.channel, d.target, d.attempts AS attempt, c.secret,
+            c.secret_sealed, c.secret_key_id,
             n.id::text AS n_id, n.user_id, n.task_id::text AS task_id, n.title, n.due_at, n.remind_at,
             n.created_at, n.late, n.late_ms]]
 
@@ -70,9 +74,14 @@ local function attempt(d)
   local channel = channels.registry[d.channel]
   local started = clock.now()
   local result
+  local secret, why = secret_box.of_row(d.user_id, d)
   if not channel then
     result = { retry = false, error = "unknown channel " .. tostring(d.channel) }
+  elseif not secret then
+    -- a key problem is the operator's to fix: retried (backoff, attempt limit), never sent unsigned
+    result = { retry = true, error = why }
   else
+    d.secret = secret
     local notification = {
       id = d.n_id, kind = "reminder", task_id = d.task_id, title = d.title, due_at = d.due_at or json.null,
       remind_at = d.remind_at, created_at = d.created_at, late = d.late, late_ms = d.late_ms,
@@ -84,6 +93,8 @@ local function attempt(d)
   local state, reason, next_at = "pending", nil, nil
   if result.ok then
     state = "delivered"
+  elseif result.reason then
+    state, reason = "failed", result.reason
   elseif not result.retry then
     state, reason = "failed", "the receiver refused it (" .. tostring(result.error) .. "); not retried"
   elseif d.attempt >= M.MAX_ATTEMPTS then

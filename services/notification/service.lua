@@ -2,7 +2,8 @@
 -- It keeps the reminder schedule from `task-events` (group "notification",
 -- notification.schedule), fires due reminders (notification.scheduler: a notification
 -- row and `reminder.due` on `reminders`), delivers them over the user's channels with
--- retries (notification.delivery; the webhook today), and serves the notifications,
+-- retries (notification.delivery; the webhook today), prunes old rows and seals webhook
+-- secrets (notification.retention), and serves the notifications,
 -- settings and snooze routes. Every worker of every replica runs a scheduler and a
 -- delivery worker; the database hands each reminder and delivery to one of them.
 -- Loading this file does no I/O.
@@ -16,6 +17,7 @@ local snooze = require "notification.snooze"
 local schedule = require "notification.schedule"
 local scheduler = require "notification.scheduler"
 local delivery = require "notification.delivery"
+local retention = require "notification.retention"
 local cron = require "bus.cron"
 
 local function route(method, path, handler)
@@ -42,6 +44,7 @@ return bus.define {
   },
   on_start = function()
     task.spawn(delivery.run)
+    task.spawn(retention.run)
     scheduler.run()
   end,
 }

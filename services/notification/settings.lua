@@ -3,11 +3,14 @@
 --   PUT /api/notification-settings                 {"webhook_url": url|null[, "rotate_secret": true]}
 --   GET /api/notification-settings/deliveries      ?limit=&cursor=  (newest first, with attempts)
 -- The signing secret is made when a webhook is first set (or on `rotate_secret`) and is
--- answered only then (`webhook_secret`); it is never logged nor answered again.
+-- answered only then (`webhook_secret`); it is never logged nor answered again, and is
+-- stored sealed (notification.secret_box): without a usable key the PUT that would store
+-- a new secret is refused (503 webhook_key_unavailable) and nothing is written.
 -- Removing the webhook (null) fails its pending deliveries ("webhook removed").
 -- @module notification.settings
 
 local pg = require "pg"
+local log = require "log"
 local json = require "json"
 local errors = require "web.errors"
 local guard = require "web.guard"
@@ -16,6 +19,7 @@ local clock = require "notification.clock"
 local webhook_url = require "notification.webhook_url"
 local webhook = require "notification.channels.webhook"
 local handlers = require "notification.handlers"
+local secret_box = require "notification.secret_box"
 
 local M = {}
 
@@ -81,14 +85,24 @@ function M.put(req)
   local url, why = webhook_url.check(body.webhook_url)
   if not url then return errors.invalid("webhook_url", why) end
   local secret = webhook.new_secret()
+  local sealed, key_id = secret_box.seal(req.user, secret)
+  if not sealed then
+    log.error("notification: cannot seal a webhook secret", { error = key_id })
+    return errors.response(503, "webhook_key_unavailable",
+      "webhook secrets cannot be stored right now: the server's webhook signing key is not configured; "
+      .. "nothing was changed")
+  end
   -- A new row gets the new secret; an existing one keeps its secret unless rotated.
   local rows, err, state = pg.query([[
-    INSERT INTO notification_channels (user_id, channel, target, secret, created_at, updated_at)
-    VALUES ($1, 'webhook', $2, $3, $4::timestamptz, $4::timestamptz)
+    INSERT INTO notification_channels (user_id, channel, target, secret, secret_sealed, secret_key_id,
+                                       created_at, updated_at)
+    VALUES ($1, 'webhook', $2, NULL, $3, $6, $4::timestamptz, $4::timestamptz)
     ON CONFLICT (user_id, channel) DO UPDATE SET target = excluded.target, updated_at = excluded.updated_at,
-      secret = CASE WHEN $5::boolean THEN excluded.secret ELSE notification_channels.secret END
+      secret = CASE WHEN $5::boolean THEN NULL ELSE notification_channels.secret END,
+      secret_sealed = CASE WHEN $5::boolean THEN excluded.secret_sealed ELSE notification_channels.secret_sealed END,
+      secret_key_id = CASE WHEN $5::boolean THEN excluded.secret_key_id ELSE notification_channels.secret_key_id END
     RETURNING target, created_at, updated_at, (xmax = 0) AS created]],
-    req.user, url, secret, now, body.rotate_secret == true)
+    req.user, url, sealed, now, body.rotate_secret == true, key_id)
   if not rows then return handlers.db_error(req, err, state) end
   local row = rows[1]
   local shown = (row.created or body.rotate_secret == true) and secret or nil

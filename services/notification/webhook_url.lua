@@ -1,10 +1,11 @@
 --- Which webhook URLs a user may set. https only; http only to a loopback address in
 -- development (NOTIFY_WEBHOOK_DEV=1, which also allows https to loopback); addresses of
 -- private, loopback, link-local and similar ranges are refused unless
--- NOTIFY_WEBHOOK_ALLOW_PRIVATE=1. IP literals are checked here; a host name is taken as
--- given (the host has no resolver primitive: a name that resolves to a private address is
--- not caught, see docs/api.md). No user name or password in the URL, no fragment, at most
--- 2048 characters. Pure Lua.
+-- NOTIFY_WEBHOOK_ALLOW_PRIVATE=1. IP literals are checked here, when the URL is set; a
+-- host name is checked when a delivery connects (`connect_policy`, the http client's
+-- `deny_private`: the address actually connected to, so a name resolving, or later
+-- re-resolving, to a private address is refused then). No user name or password in the
+-- URL, no fragment, at most 2048 characters. Pure Lua.
 -- @module notification.webhook_url
 
 local M = {}
@@ -55,6 +56,24 @@ local function v6_kind(h)
   if #first == 4 and (n >= 0xfe80 and n <= 0xfebf) then return "private" end -- link-local
   if first:match("^ff") and #first == 4 then return "private" end -- multicast
   return "public"
+end
+
+--- How a delivery may connect (options of http.request): private and reserved
+-- addresses refused unless NOTIFY_WEBHOOK_ALLOW_PRIVATE=1, loopback allowed with
+-- NOTIFY_WEBHOOK_DEV=1, and the test-only name pins of NOTIFY_WEBHOOK_RESOLVE
+-- ("host:port:address", comma separated).
+-- @treturn table `{deny_private =, allow_loopback =, resolve = array | nil}`
+function M.connect_policy()
+  local resolve
+  for pin in (os.getenv("NOTIFY_WEBHOOK_RESOLVE") or ""):gmatch("[^,%s]+") do
+    resolve = resolve or {}
+    resolve[#resolve + 1] = pin
+  end
+  return {
+    deny_private = not flag("NOTIFY_WEBHOOK_ALLOW_PRIVATE"),
+    allow_loopback = flag("NOTIFY_WEBHOOK_DEV"),
+    resolve = resolve,
+  }
 end
 
 --- Check a webhook URL.

@@ -10,42 +10,7 @@ local crypto = require "crypto"
 
 local BASE = 0.4 -- NOTIFY_RETRY_BASE_SECONDS
 
-local function receiver(plan)
-  local port = h.free_port()
-  local log = os.tmpname()
-  local secret_file = os.tmpname()
-  os.remove(secret_file)
-  local pid = h.sh("python3 spec/support/webhook_receiver.py " .. port .. " " .. log .. " " .. h.sh_quote(plan)
-    .. " " .. secret_file .. " >/dev/null 2>&1 & echo $!")
-  local r = { port = port, url = "http://127.0.0.1:" .. port .. "/hook" }
-  -- hand the receiver the secret: it then verifies every request as docs/api.md shows
-  function r.know(secret)
-    local f = assert(io.open(secret_file, "w"))
-    f:write(secret)
-    f:close()
-  end
-  function r.requests()
-    local out = {}
-    local f = io.open(log)
-    if not f then return out end
-    for line in f:lines() do out[#out + 1] = json.decode(line) end
-    f:close()
-    return out
-  end
-  function r.stop()
-    os.execute("kill " .. pid .. " 2>/dev/null")
-    os.remove(log)
-    os.remove(secret_file)
-  end
-  -- wait until it accepts connections
-  assert(h.eventually(function()
-    local s = require("socket").tcp()
-    local ok = s:connect("127.0.0.1", port)
-    s:close()
-    return ok
-  end, 5), "receiver did not start")
-  return r
-end
+local receiver = n.receiver
 
 local function deliveries(host, user)
   local s, body = host:request("GET", "/api/notification-settings/deliveries", { token = h.token(user) })

@@ -3,6 +3,7 @@
 -- instants. Built on spec.helpers.
 local h = require "spec.helpers"
 local socket = require "socket"
+local json = require "json"
 
 local M = {}
 
@@ -47,6 +48,46 @@ function M.caught_up(host, timeout)
     return h.psql([[SELECT coalesce(sum(p.last_seq - c.seq), 0) FROM bus_cursors c
       JOIN bus_partitions p USING (topic, part) WHERE c.grp = 'notification']], host.database_url) == "0"
   end, timeout or 10)
+end
+
+--- A webhook receiver in its own process (spec/support/webhook_receiver.py) answering
+-- by `plan`; `url`, `port`, `know(secret)` (then it verifies signatures), `requests()`,
+-- `stop()`.
+function M.receiver(plan)
+  local port = h.free_port()
+  local log = os.tmpname()
+  local secret_file = os.tmpname()
+  os.remove(secret_file)
+  local pid = h.sh("python3 spec/support/webhook_receiver.py " .. port .. " " .. log .. " " .. h.sh_quote(plan)
+    .. " " .. secret_file .. " >/dev/null 2>&1 & echo $!")
+  local r = { port = port, url = "http://127.0.0.1:" .. port .. "/hook" }
+  -- hand the receiver the secret: it then verifies every request as docs/api.md shows
+  function r.know(secret)
+    local f = assert(io.open(secret_file, "w"))
+    f:write(secret)
+    f:close()
+  end
+  function r.requests()
+    local out = {}
+    local f = io.open(log)
+    if not f then return out end
+    for line in f:lines() do out[#out + 1] = json.decode(line) end
+    f:close()
+    return out
+  end
+  function r.stop()
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    os.remove(log)
+    os.remove(secret_file)
+  end
+  -- wait until it accepts connections
+  assert(h.eventually(function()
+    local s = require("socket").tcp()
+    local ok = s:connect("127.0.0.1", port)
+    s:close()
+    return ok
+  end, 5), "receiver did not start")
+  return r
 end
 
 --- Now, as a float.

@@ -1,5 +1,6 @@
 /* prim/crypto.c: the "crypto" module (random bytes, UUIDs, SHA-256, HMAC,
- * hex, base64url, constant-time comparison) on OpenSSL, plus the base64url
+ * AES-256-GCM sealing, hex, base64url, constant-time comparison) on OpenSSL
+ * (EVP only), plus the base64url
  * codec shared with prim/jwt.c (declared in jwt.h).
  * Owns: the uuid_v7 monotonic state (process-wide, one per worker process).
  * Memory: results are pushed as Lua strings; temporary C buffers are freed
@@ -24,6 +25,13 @@
 
 /* random_bytes refuses more than this: a caller asking for more is a bug. */
 #define TH_RANDOM_MAX (1024 * 1024)
+
+/* AES-256-GCM: 32-byte key, 96-bit random nonce, 128-bit tag. */
+#define TH_AEAD_KEY 32
+#define TH_AEAD_NONCE 12
+#define TH_AEAD_TAG 16
+/* Sealing is for small secrets (keys, tokens), not bulk data. */
+#define TH_AEAD_MAX (1024 * 1024)
 
 /* ---- base64url (shared with prim/jwt.c) ---- */
 
@@ -254,6 +262,91 @@ static int l_sha256(lua_State *L) {
   return 1;
 }
 
+/// Seal (encrypt and authenticate) a small secret with AES-256-GCM.
+// A fresh random 96-bit nonce per call: never seal more than 2^32 values under
+// one key.
+// @function aead_seal
+// @tparam string key exactly 32 bytes
+// @tparam string plaintext at most 1 MiB
+// @tparam[opt] string aad associated data, authenticated but not stored (the
+//   same value must be given to open: binds the sealed text to its context)
+// @treturn string nonce (12 bytes) .. ciphertext .. tag (16 bytes)
+static int l_aead_seal(lua_State *L) {
+  size_t klen, plen, alen = 0;
+  const char *key = luaL_checklstring(L, 1, &klen);
+  const char *pt = luaL_checklstring(L, 2, &plen);
+  const char *aad = luaL_optlstring(L, 3, "", &alen);
+  luaL_argcheck(L, klen == TH_AEAD_KEY, 1, "key must be 32 bytes");
+  luaL_argcheck(L, plen <= TH_AEAD_MAX, 2, "too long (at most 1 MiB)");
+  size_t total = TH_AEAD_NONCE + plen + TH_AEAD_TAG;
+  luaL_Buffer b;
+  unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, total);
+  /* Nothing below raises until the context is freed. */
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  int n = 0, fin = 0;
+  int ok =
+      ctx && RAND_bytes(out, TH_AEAD_NONCE) == 1 &&
+      EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, TH_AEAD_NONCE, NULL) == 1 &&
+      EVP_EncryptInit_ex(ctx, NULL, NULL, (const unsigned char *)key, out) == 1 &&
+      (alen == 0 || EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)aad, (int)alen) == 1) &&
+      EVP_EncryptUpdate(ctx, out + TH_AEAD_NONCE, &n, (const unsigned char *)pt, (int)plen) == 1 &&
+      EVP_EncryptFinal_ex(ctx, out + TH_AEAD_NONCE + n, &fin) == 1 && (size_t)(n + fin) == plen &&
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TH_AEAD_TAG, out + TH_AEAD_NONCE + plen) == 1;
+  EVP_CIPHER_CTX_free(ctx);
+  if (!ok) return luaL_error(L, "crypto.aead_seal: OpenSSL failure");
+  luaL_pushresultsize(&b, total);
+  return 1;
+}
+
+/// Open what aead_seal made, under the same key and aad.
+// @function aead_open
+// @tparam string key exactly 32 bytes
+// @tparam string sealed
+// @tparam[opt] string aad
+// @treturn string the plaintext; or nil, "authentication failed" (wrong key,
+//   wrong aad, or altered text), or nil, "sealed text too short"
+static int l_aead_open(lua_State *L) {
+  size_t klen, slen, alen = 0;
+  const char *key = luaL_checklstring(L, 1, &klen);
+  const unsigned char *in = (const unsigned char *)luaL_checklstring(L, 2, &slen);
+  const char *aad = luaL_optlstring(L, 3, "", &alen);
+  luaL_argcheck(L, klen == TH_AEAD_KEY, 1, "key must be 32 bytes");
+  if (slen < TH_AEAD_NONCE + TH_AEAD_TAG) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "sealed text too short");
+    return 2;
+  }
+  luaL_argcheck(L, slen <= TH_AEAD_MAX + TH_AEAD_NONCE + TH_AEAD_TAG, 2, "too long");
+  size_t clen = slen - TH_AEAD_NONCE - TH_AEAD_TAG;
+  luaL_Buffer b;
+  unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, clen);
+  unsigned char tag[TH_AEAD_TAG];
+  memcpy(tag, in + TH_AEAD_NONCE + clen, TH_AEAD_TAG);
+  /* Nothing below raises until the context is freed. */
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  int n = 0, fin = 0;
+  int ok =
+      ctx && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, TH_AEAD_NONCE, NULL) == 1 &&
+      EVP_DecryptInit_ex(ctx, NULL, NULL, (const unsigned char *)key, in) == 1 &&
+      (alen == 0 || EVP_DecryptUpdate(ctx, NULL, &n, (const unsigned char *)aad, (int)alen) == 1) &&
+      EVP_DecryptUpdate(ctx, out, &n, in + TH_AEAD_NONCE, (int)clen) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TH_AEAD_TAG, tag) == 1;
+  /* The tag is checked by the final call: a mismatch is a failure here. */
+  int authentic = ok && EVP_DecryptFinal_ex(ctx, out + n, &fin) == 1;
+  EVP_CIPHER_CTX_free(ctx);
+  if (!ok) return luaL_error(L, "crypto.aead_open: OpenSSL failure");
+  if (!authentic) {
+    OPENSSL_cleanse(out, clen);
+    lua_pushnil(L);
+    lua_pushliteral(L, "authentication failed");
+    return 2;
+  }
+  luaL_pushresultsize(&b, clen);
+  return 1;
+}
+
 /// Lowercase hexadecimal text of a byte string.
 // @function hex
 // @tparam string s
@@ -328,6 +421,8 @@ int luaopen_th_crypto(lua_State *L) {
       {"uuid_v7", l_uuid_v7},
       {"hmac_sha256", l_hmac_sha256},
       {"sha256", l_sha256},
+      {"aead_seal", l_aead_seal},
+      {"aead_open", l_aead_open},
       {"hex", l_hex},
       {"base64url_encode", l_b64url_encode},
       {"base64url_decode", l_b64url_decode},

@@ -8,8 +8,18 @@
  * results were moved into Lua) or by the ctx's cancel hook, never both.
  * Results are built on the state's main thread under lua_pcall, so running out
  * of the bundle's memory while building a large response becomes a `nil, err`
- * for the caller instead of an unprotected error in a libuv callback. */
+ * for the caller instead of an unprotected error in a libuv callback.
+ * `deny_private` (per request) refuses, at connect time, any address in a
+ * private, loopback, link-local or reserved range: the check runs on the very
+ * address the socket is about to connect to (CURLOPT_OPENSOCKETFUNCTION) and
+ * again on the address of a reused connection (CURLOPT_PREREQFUNCTION), so a
+ * name that resolves to such an address (DNS rebinding included) is caught
+ * whatever it resolved to earlier, and so is every redirect hop. */
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/socket.h>
 #include <curl/curl.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -40,9 +50,13 @@ typedef struct {
   th_ctx *ctx;
   struct curl_slist *headers;
   th_buf body;
-  th_buf head; /* header lines of the last response (redirects, 100-continue) */
+  th_buf head;                /* header lines of the last response (redirects, 100-continue) */
+  struct curl_slist *resolve; /* test-only "host:port:address" pins (CURLOPT_RESOLVE) */
   size_t max_body;
   int too_large;
+  int deny_private;               /* refuse private/reserved addresses at connect time */
+  int allow_loopback;             /* ... except loopback (127/8, ::1) */
+  char refused[INET6_ADDRSTRLEN]; /* the last address refused, for the error */
   CURLcode result;
   char errbuf[CURL_ERROR_SIZE];
 } http_req;
@@ -64,6 +78,7 @@ static void *xcalloc(size_t n) {
 static void req_free(http_req *r) {
   curl_easy_cleanup(r->easy);
   curl_slist_free_all(r->headers);
+  curl_slist_free_all(r->resolve);
   th_buf_free(&r->body);
   th_buf_free(&r->head);
   free(r);
@@ -114,8 +129,16 @@ static void push_headers(lua_State *L, const th_buf *head) {
   }
 }
 
+/* The transfer failed because deny_private refused its address (not some
+ * later failure after another address of the name was connected). */
+static int was_refused(const http_req *r) {
+  return r->refused[0] &&
+         (r->result == CURLE_COULDNT_CONNECT || r->result == CURLE_ABORTED_BY_CALLBACK);
+}
+
 static const char *error_code(const http_req *r) {
   if (r->too_large) return "too_large";
+  if (was_refused(r)) return "refused";
   switch (r->result) {
   case CURLE_OPERATION_TIMEDOUT: return "timeout";
   case CURLE_COULDNT_RESOLVE_HOST:
@@ -140,6 +163,11 @@ static int push_results(lua_State *L) {
     lua_pushnil(L);
     if (r->too_large)
       lua_pushliteral(L, "response body too large");
+    else if (was_refused(r))
+      lua_pushfstring(L,
+                      "refused to connect to %s: a private, loopback, link-local or "
+                      "reserved address",
+                      r->refused);
     else
       lua_pushstring(L, r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result));
     lua_pushstring(L, error_code(r));
@@ -320,6 +348,104 @@ static void cancel_cb(th_ctx *ctx, void *data) {
   inflight_add(-1);
 }
 
+/* ---- deny_private: the address check at connect time ---- */
+
+/* 1 when the IPv4 address a (host order) is in a private, loopback,
+ * link-local, shared, reserved or multicast range; loopback (127/8) only
+ * when !allow_loopback. */
+static int v4_denied(uint32_t a, int allow_loopback) {
+  uint8_t o1 = (uint8_t)(a >> 24), o2 = (uint8_t)(a >> 16), o3 = (uint8_t)(a >> 8);
+  if (o1 == 127) return !allow_loopback;
+  return o1 == 0                                 /* 0.0.0.0/8 "this network" */
+         || o1 == 10                             /* 10/8 */
+         || (o1 == 100 && (o2 & 0xc0) == 64)     /* 100.64/10 shared (CGNAT) */
+         || (o1 == 169 && o2 == 254)             /* 169.254/16 link-local, metadata */
+         || (o1 == 172 && (o2 & 0xf0) == 16)     /* 172.16/12 */
+         || (o1 == 192 && o2 == 0 && o3 == 0)    /* 192.0.0/24 protocol assignments */
+         || (o1 == 192 && o2 == 0 && o3 == 2)    /* 192.0.2/24 documentation */
+         || (o1 == 192 && o2 == 168)             /* 192.168/16 */
+         || (o1 == 198 && (o2 & 0xfe) == 18)     /* 198.18/15 benchmarking */
+         || (o1 == 198 && o2 == 51 && o3 == 100) /* 198.51.100/24 documentation */
+         || (o1 == 203 && o2 == 0 && o3 == 113)  /* 203.0.113/24 documentation */
+         || o1 >= 224;                           /* multicast, 240/4, broadcast */
+}
+
+static uint32_t v4_at(const uint8_t *b) {
+  return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* The same for an IPv6 address (16 bytes); an address that embeds an IPv4
+ * one (mapped, compatible, NAT64, 6to4) is judged by that address. */
+static int v6_denied(const uint8_t *b, int allow_loopback) {
+  static const uint8_t zero[16] = {0};
+  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b};
+  if (!memcmp(b, zero, 15)) return b[15] == 1 ? !allow_loopback : 1; /* ::1, :: */
+  if (!memcmp(b, mapped, 12) || !memcmp(b, nat64, 12))
+    return v4_denied(v4_at(b + 12), allow_loopback);
+  if (!memcmp(b, zero, 12)) return 1;                                         /* ::/96 compatible */
+  if (b[0] == 0x20 && b[1] == 0x02) return v4_denied(v4_at(b + 2), 0);        /* 2002::/16 6to4 */
+  if ((b[0] & 0xfe) == 0xfc) return 1;                                        /* fc00::/7 ULA */
+  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return 1;                        /* fe80::/10 */
+  if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) return 1;                        /* fec0::/10 */
+  if (b[0] == 0xff) return 1;                                                 /* multicast */
+  if (b[0] == 0x01 && b[1] == 0 && !memcmp(b + 2, zero, 6)) return 1;         /* 100::/64 */
+  if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) return 1; /* 2001:db8::/32 */
+  return 0;
+}
+
+/* 1 when the socket address may not be connected to; writes its text to out. */
+static int sockaddr_denied(const struct sockaddr *sa, int allow_loopback, char *out, size_t cap) {
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    inet_ntop(AF_INET, &in->sin_addr, out, (socklen_t)cap);
+    return v4_denied(ntohl(in->sin_addr.s_addr), allow_loopback);
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    inet_ntop(AF_INET6, &in6->sin6_addr, out, (socklen_t)cap);
+    return v6_denied(in6->sin6_addr.s6_addr, allow_loopback);
+  }
+  snprintf(out, cap, "family %d", (int)sa->sa_family);
+  return 1; /* unix sockets and anything else: not for a deny_private request */
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: curl is about to connect to `addr` (after
+ * resolving, for every address it tries, and for every redirect hop). */
+static curl_socket_t opensocket_cb(void *ud, curlsocktype purpose, struct curl_sockaddr *addr) {
+  http_req *r = ud;
+  char text[INET6_ADDRSTRLEN];
+  if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKET_BAD;
+  if (sockaddr_denied(&addr->addr, r->allow_loopback, text, sizeof text)) {
+    memcpy(r->refused, text, sizeof r->refused);
+    return CURL_SOCKET_BAD; /* curl tries the next address, if any */
+  }
+  return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
+/* CURLOPT_PREREQFUNCTION: a connection (new or reused from the cache) is
+ * about to carry the request: check the address it is connected to. */
+static int prereq_cb(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port) {
+  http_req *r = ud;
+  union {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+  } a;
+  char text[INET6_ADDRSTRLEN];
+  (void)local_ip, (void)primary_port, (void)local_port;
+  memset(&a, 0, sizeof a);
+  if (inet_pton(AF_INET, primary_ip, &a.in.sin_addr) == 1)
+    a.sa.sa_family = AF_INET;
+  else if (inet_pton(AF_INET6, primary_ip, &a.in6.sin6_addr) == 1)
+    a.sa.sa_family = AF_INET6;
+  if (sockaddr_denied(&a.sa, r->allow_loopback, text, sizeof text)) {
+    snprintf(r->refused, sizeof r->refused, "%s", primary_ip);
+    return CURL_PREREQFUNC_ABORT;
+  }
+  return CURL_PREREQFUNC_OK;
+}
+
 /* ---- Lua API ---- */
 
 static int valid_token_char(unsigned char c) {
@@ -352,10 +478,14 @@ static void check_headers(lua_State *L, int idx) {
 // @function request
 // @tparam table opts `method` (default "GET"), `url`, `headers` ({name=value}),
 //   `body` (string), `timeout` (seconds, default 30), `max_body` (bytes,
-//   default 8 MiB), `follow_redirects` (boolean, default false)
+//   default 8 MiB), `follow_redirects` (boolean, default false),
+//   `deny_private` (boolean: refuse private, loopback, link-local and reserved
+//   addresses at connect time), `allow_loopback` (boolean: with deny_private,
+//   still allow 127/8 and ::1), `resolve` (array of "host:port:address",
+//   CURLOPT_RESOLVE: pins a name to an address; for tests)
 // @treturn table {status=, headers={lowercase name = value}, body=}
 // @return or nil, message, code ("timeout", "connect", "resolve", "tls",
-//   "too_large", "bad_url", "redirects", "io")
+//   "too_large", "bad_url", "redirects", "refused", "io")
 static int l_request(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
@@ -366,7 +496,11 @@ static int l_request(lua_State *L) {
   lua_getfield(L, 1, "timeout");
   lua_getfield(L, 1, "max_body");
   lua_getfield(L, 1, "follow_redirects");
-  /* 2 url, 3 method, 4 headers, 5 body, 6 timeout, 7 max_body, 8 follow */
+  lua_getfield(L, 1, "deny_private");
+  lua_getfield(L, 1, "allow_loopback");
+  lua_getfield(L, 1, "resolve");
+  /* 2 url, 3 method, 4 headers, 5 body, 6 timeout, 7 max_body, 8 follow,
+   * 9 deny_private, 10 allow_loopback, 11 resolve */
   const char *url = luaL_checkstring(L, 2);
   size_t ulen = lua_rawlen(L, 2);
   luaL_argcheck(L, strlen(url) == ulen, 1, "url contains a NUL byte");
@@ -385,6 +519,19 @@ static int l_request(lua_State *L) {
   lua_Integer max_body = luaL_optinteger(L, 7, TH_HTTP_DEFAULT_MAX_BODY);
   luaL_argcheck(L, max_body >= 0, 1, "max_body must be >= 0");
   int follow = lua_toboolean(L, 8);
+  int deny_private = lua_toboolean(L, 9), allow_loopback = lua_toboolean(L, 10);
+  lua_Integer nresolve = 0;
+  if (!lua_isnil(L, 11)) {
+    luaL_checktype(L, 11, LUA_TTABLE);
+    nresolve = (lua_Integer)lua_rawlen(L, 11);
+    for (lua_Integer i = 1; i <= nresolve; i++) {
+      size_t len;
+      luaL_argcheck(L, lua_rawgeti(L, 11, i) == LUA_TSTRING, 1, "resolve must hold strings");
+      const char *pin = lua_tolstring(L, -1, &len);
+      luaL_argcheck(L, strlen(pin) == len && len < 512, 1, "resolve: invalid entry");
+      lua_pop(L, 1);
+    }
+  }
   th_ctx *ctx = th_ctx_check(L, "http.request");
 
   /* Nothing below raises: r cannot leak. */
@@ -410,6 +557,25 @@ static int l_request(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_USERAGENT, "todo-host/" TH_VERSION);
+  if (deny_private) {
+    r->deny_private = 1;
+    r->allow_loopback = allow_loopback;
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_cb);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
+    /* A proxy from the environment would be the address checked, not the
+     * target's: such requests go direct. */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+  }
+  for (lua_Integer i = 1; i <= nresolve; i++) {
+    lua_rawgeti(L, 11, i);
+    struct curl_slist *l = curl_slist_append(r->resolve, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (!l) abort();
+    r->resolve = l;
+  }
+  if (r->resolve) curl_easy_setopt(e, CURLOPT_RESOLVE, r->resolve);
   if (follow) {
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)TH_HTTP_MAX_REDIRS);

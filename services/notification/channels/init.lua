@@ -3,6 +3,7 @@
 --   `name`                         its name, stored in notification_channels.channel
 --   `send(delivery, notification)` one attempt; returns `{ok = true, status = n}` or
 --                                  `{retry = boolean, status = n|nil, error = "why"}`
+--                                  (`reason`: fails the delivery at once with it)
 -- and users opt in with a row in notification_channels (user, channel, target, secret).
 -- When reminders fire, `enqueue` queues one delivery per notification and opted-in
 -- channel in the firing transaction; notification.delivery sends them with retries.

@@ -2,15 +2,23 @@
 -- Headers: `X-Todo-Timestamp` (Unix seconds), `X-Todo-Signature: v1=<hex HMAC-SHA256 of
 -- "<timestamp>.<body>" under the user's secret>`, `X-Todo-Delivery` (the delivery id, the
 -- same on every attempt: receivers deduplicate by it). Sent through the host's `http`
--- primitive with a timeout (NOTIFY_WEBHOOK_TIMEOUT_SECONDS, default 5), no redirects.
+-- primitive with a timeout (NOTIFY_WEBHOOK_TIMEOUT_SECONDS, default 5), no redirects,
+-- and `deny_private`: the address actually connected to, whatever the URL's host name
+-- resolved to, may not be private, loopback, link-local or reserved (checked by the
+-- client at connect time, so DNS rebinding cannot slip past a check made earlier);
+-- NOTIFY_WEBHOOK_DEV=1 lets loopback through, NOTIFY_WEBHOOK_ALLOW_PRIVATE=1 everything
+-- (development and tests only). NOTIFY_WEBHOOK_RESOLVE ("host:port:address", comma
+-- separated) pins names to addresses: for tests only.
 -- A 2xx is delivered; 408, 425, 429 and 5xx, timeouts and connection failures are
--- retried; any other 4xx is the receiver saying no: not retried.
+-- retried; any other 4xx is the receiver saying no, and a refused address is the URL's
+-- fault: neither is retried.
 -- @module notification.channels.webhook
 
 local http = require "http"
 local json = require "json"
 local crypto = require "crypto"
 local clock = require "notification.clock"
+local webhook_url = require "notification.webhook_url"
 
 local M = { name = "webhook" }
 
@@ -43,8 +51,10 @@ function M.send(d, n)
     notification = n,
   }
   local ts = tostring(math.floor(clock.now()))
+  local policy = webhook_url.connect_policy()
   local res, err, code = http.request {
     url = d.target, method = "POST", body = body, timeout = M.TIMEOUT, max_body = 65536,
+    deny_private = policy.deny_private, allow_loopback = policy.allow_loopback, resolve = policy.resolve,
     headers = {
       ["content-type"] = "application/json",
       ["user-agent"] = "todo-chatbot-notifications/1",
@@ -53,6 +63,11 @@ function M.send(d, n)
       ["x-todo-delivery"] = d.id,
     },
   }
+  if code == "refused" then
+    return { retry = false, error = "refused: " .. tostring(err),
+      reason = "not sent: the webhook's host resolves to a private, loopback or reserved address ("
+        .. (tostring(err):match("^refused to connect to (.-): ") or "?") .. "), which is refused here" }
+  end
   if not res then return { retry = true, error = (code or "io") .. ": " .. tostring(err) } end
   local s = res.status
   if s >= 200 and s < 300 then return { ok = true, status = s } end
