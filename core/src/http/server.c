@@ -321,6 +321,7 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
+  th__peer_address(&c->tcp, c->req.peer, sizeof c->req.peer);
   llhttp_init(&c->parser, HTTP_REQUEST, &settings);
   c->parser.data = c;
   c->req.method_id = -1;

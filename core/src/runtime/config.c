@@ -52,6 +52,7 @@ static setting settings[] = {
     {"PG_POOL_TIMEOUT_MS", "pg-pool-timeout", T_INT, &th_cfg.pg_pool_timeout_ms, 0, 3600000, NULL},
     {"PG_PIPELINE_DEPTH", "pg-pipeline-depth", T_INT, &th_cfg.pg_pipeline_depth, 1, 1000, NULL},
     {"PG_PIPELINE_CORK", "pg-pipeline-cork", T_BOOL, &th_cfg.pg_pipeline_cork, 0, 1, NULL},
+    {"TRUSTED_PROXIES", "trusted-proxies", T_STR, &th_cfg.trusted_proxies, 0, 0, NULL},
     {NULL, NULL, 0, NULL, 0, 0, NULL},
 };
 

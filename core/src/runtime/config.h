@@ -30,6 +30,7 @@ typedef struct th_config {
   int pg_pipeline_depth;          /* queries in flight per shared connection */
   int pg_pipeline_cork;           /* several queued queries go out as one TCP segment */
   int watch;                      /* reload bundles when their files change */
+  const char *trusted_proxies;    /* peers whose X-Forwarded-For is believed (http/client_addr.c) */
 } th_config;
 
 extern th_config th_cfg;
