@@ -254,7 +254,7 @@ static void on_timeout(uv_timer_t *t) {
     if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &queued) == 0 &&
         queued != c->last_send_queue) {
       c->last_send_queue = queued;
-      th__conn_set_timer(c, th_cfg.keepalive_timeout_ms);
+      th__conn_set_timer(c, th_cfg.send_timeout_ms);
       return;
     }
     th__conn_close(c);

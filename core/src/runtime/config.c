@@ -40,6 +40,7 @@ static setting settings[] = {
     {"BODY_TIMEOUT_MS", "body-timeout", T_INT, &th_cfg.body_timeout_ms, 10, 3600000, NULL},
     {"KEEPALIVE_TIMEOUT_MS", "keepalive-timeout", T_INT, &th_cfg.keepalive_timeout_ms, 10, 3600000,
      NULL},
+    {"SEND_TIMEOUT_MS", "send-timeout", T_INT, &th_cfg.send_timeout_ms, 10, 3600000, NULL},
     {"MAX_CONNECTIONS", "max-connections", T_INT, &th_cfg.max_connections, 1, 1000000, NULL},
     {"DRAIN_TIMEOUT_MS", "drain-timeout", T_INT, &th_cfg.drain_timeout_ms, 0, 3600000, NULL},
     {"CPU_BUDGET_MS", "cpu-budget", T_INT, &th_cfg.cpu_budget_ms, 1, 3600000, NULL},
@@ -69,6 +70,7 @@ static void defaults(void) {
   th_cfg.header_timeout_ms = 10000;
   th_cfg.body_timeout_ms = 30000;
   th_cfg.keepalive_timeout_ms = 60000;
+  th_cfg.send_timeout_ms = 30000;
   th_cfg.max_connections = 10000;
   th_cfg.drain_timeout_ms = 20000;
   th_cfg.cpu_budget_ms = 1000;

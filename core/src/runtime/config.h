@@ -18,6 +18,7 @@ typedef struct th_config {
   int header_timeout_ms;          /* 408 when headers are not complete in time */
   int body_timeout_ms;            /* 408 when the body stalls */
   int keepalive_timeout_ms;       /* idle keep-alive connections are closed */
+  int send_timeout_ms;            /* unsent answers that do not move for this long: closed */
   int max_connections;            /* per worker; 503 above */
   int drain_timeout_ms;           /* graceful shutdown bound */
   int cpu_budget_ms;              /* per unit of work; 500 above */
