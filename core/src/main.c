@@ -58,6 +58,8 @@ static void usage(FILE *f) {
       "  MAX_PENDING_OUTPUT_BYTES (262144: unsent answers before a connection is not read)\n"
       "  BODY_TIMEOUT_MS (30000)  KEEPALIVE_TIMEOUT_MS (60000)  MAX_CONNECTIONS (10000)\n"
       "  SEND_TIMEOUT_MS (30000: answers a client leaves unread for this long close it)\n"
+      "  DRAIN_IDLE_GRACE_MS (1000: on SIGTERM, idle keep-alive connections may send one more\n"
+      "  request, answered with Connection: close)\n"
       "  DRAIN_TIMEOUT_MS (20000)  CPU_BUDGET_MS (1000)  BUNDLE_MEMORY_MB (256)  ACCESS_LOG (on)\n"
       "  LUA_GC (generational | incremental)\n"
       "  TRUSTED_PROXIES (none: addresses/CIDR blocks whose X-Forwarded-For names the client)\n"

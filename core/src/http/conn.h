@@ -48,6 +48,9 @@ void th__conn_close(th_conn *c);
 void th__conn_continue(th_conn *c);
 /* Run c's timer for ms (its phase says what it waits for); 0 stops it. */
 void th__conn_set_timer(th_conn *c, int ms);
+/* c waits for its next request with nothing left to send: its keep-alive timer, or
+ * while draining DRAIN_IDLE_GRACE_MS (closed at once when that is 0). */
+void th__conn_idle(th_conn *c);
 
 /* client_addr.c: the peer's address as text (IPv4-mapped IPv6 as IPv4), "-"
  * when unknown. */

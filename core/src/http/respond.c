@@ -131,8 +131,10 @@ static void on_written(uv_write_t *w, int status) {
     return;
   }
   /* Everything sent to a connection waiting for its next request: idle from now. */
-  if (c->phase == C_IDLE && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0)
-    th__conn_set_timer(c, th_cfg.keepalive_timeout_ms);
+  if (c->phase == C_IDLE && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
+    th__conn_idle(c);
+    if (c->phase == C_CLOSING) return;
+  }
   /* Drained below the bound: go on with what is buffered, then read again. */
   if (c->phase != C_CLOSING && c->phase != C_HANDLING && !c->parsing && !th__conn_output_blocked(c))
     th__conn_continue(c);

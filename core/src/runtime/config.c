@@ -43,6 +43,8 @@ static setting settings[] = {
     {"SEND_TIMEOUT_MS", "send-timeout", T_INT, &th_cfg.send_timeout_ms, 10, 3600000, NULL},
     {"MAX_CONNECTIONS", "max-connections", T_INT, &th_cfg.max_connections, 1, 1000000, NULL},
     {"DRAIN_TIMEOUT_MS", "drain-timeout", T_INT, &th_cfg.drain_timeout_ms, 0, 3600000, NULL},
+    {"DRAIN_IDLE_GRACE_MS", "drain-idle-grace", T_INT, &th_cfg.drain_idle_grace_ms, 0, 3600000,
+     NULL},
     {"CPU_BUDGET_MS", "cpu-budget", T_INT, &th_cfg.cpu_budget_ms, 1, 3600000, NULL},
     {"BUNDLE_MEMORY_MB", "bundle-memory", T_SIZE, &th_cfg.bundle_memory, 1, 1L << 20, NULL},
     {"ACCESS_LOG", "access-log", T_BOOL, &th_cfg.access_log, 0, 1, NULL},
@@ -73,6 +75,7 @@ static void defaults(void) {
   th_cfg.send_timeout_ms = 30000;
   th_cfg.max_connections = 10000;
   th_cfg.drain_timeout_ms = 20000;
+  th_cfg.drain_idle_grace_ms = 1000;
   th_cfg.cpu_budget_ms = 1000;
   th_cfg.bundle_memory = 256; /* MiB until scaled below */
   th_cfg.access_log = 1;

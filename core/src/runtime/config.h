@@ -21,6 +21,7 @@ typedef struct th_config {
   int send_timeout_ms;            /* unsent answers that do not move for this long: closed */
   int max_connections;            /* per worker; 503 above */
   int drain_timeout_ms;           /* graceful shutdown bound */
+  int drain_idle_grace_ms;        /* draining: idle keep-alive connections may send one more */
   int cpu_budget_ms;              /* per unit of work; 500 above */
   size_t bundle_memory;           /* bytes per bundle state */
   int access_log;                 /* 1: one JSON line per request */
