@@ -57,8 +57,12 @@ static void usage(FILE *f) {
       "  MAX_BODY_BYTES (1048576)  MAX_HEADER_BYTES (16384)  HEADER_TIMEOUT_MS (10000)\n"
       "  MAX_PENDING_OUTPUT_BYTES (262144: unsent answers before a connection is not read)\n"
       "  BODY_TIMEOUT_MS (30000)  KEEPALIVE_TIMEOUT_MS (60000)  MAX_CONNECTIONS (10000)\n"
+      "  SEND_TIMEOUT_MS (30000: answers a client leaves unread for this long close it)\n"
+      "  DRAIN_IDLE_GRACE_MS (1000: on SIGTERM, idle keep-alive connections may send one more\n"
+      "  request, answered with Connection: close)\n"
       "  DRAIN_TIMEOUT_MS (20000)  CPU_BUDGET_MS (1000)  BUNDLE_MEMORY_MB (256)  ACCESS_LOG (on)\n"
       "  LUA_GC (generational | incremental)\n"
+      "  TRUSTED_PROXIES (none: addresses/CIDR blocks whose X-Forwarded-For names the client)\n"
       "  PG_POOL_SIZE (8 per worker)  PG_POOL_TIMEOUT_MS (5000)  PG_PIPELINE_DEPTH (1: queries\n"
       "  in flight per shared connection; more pipelines standalone queries)  PG_PIPELINE_CORK "
       "(on)\n"
@@ -376,6 +380,7 @@ static int cmd_run(int argc, char **argv) {
   }
   find_lua_root(bundle_dirs[0]);
   th_log_set_level(th_cfg.log_level);
+  if (th_http_trusted_proxies_init(th_cfg.trusted_proxies) < 0) return 2;
   if (getenv("AUTH_DEV_SECRET"))
     th_log(NULL, "warn", "AUTH_DEV_SECRET is set: development HS256 tokens are accepted");
   /* Once, in the master, before any worker or pool exists: the database URL may

@@ -1,5 +1,6 @@
 --- Edge guards shared by HTTP handlers: the bearer-token check that sets `req.user`,
--- (with the per-user rate limit of web.ratelimit when RATE_LIMIT_PER_SECOND is set),
+-- (after the per-address rate limit, RATE_LIMIT_PER_ADDRESS_PER_SECOND, and followed by
+-- the per-user one, RATE_LIMIT_PER_SECOND, of web.ratelimit when they are set),
 -- and the JSON body check (415 for another content type, 400 for malformed JSON).
 -- @module web.guard
 
@@ -11,12 +12,15 @@ local M = {}
 --- Wrap a handler so that it runs only with a valid bearer token.
 -- The wrapped handler receives `req` with `req.user` (the token's `sub`) and
 -- `req.claims` set; without a valid token the answer is 401 with `WWW-Authenticate`;
--- over the user's rate limit, 429 with `Retry-After`.
+-- over the client address's or the user's rate limit, 429 with `Retry-After`. The
+-- address is counted first, so bad tokens from one address are limited too.
 -- @tparam function handler `function(req) return status, body, headers end`
 -- @tparam[opt] table auth the auth module (defaults to `require "auth"`)
 -- @treturn function the guarded handler
 function M.authenticated(handler, auth)
   return function(req)
+    local limited, body, headers = ratelimit.check_address(req.client_address)
+    if limited then return limited, body, headers end
     auth = auth or require "auth"
     local token = auth.bearer(req.headers or {})
     if not token then return errors.unauthorized() end
@@ -26,7 +30,7 @@ function M.authenticated(handler, auth)
     if type(sub) ~= "string" or sub == "" or #sub > 255 then
       return errors.unauthorized("the token has no usable subject")
     end
-    local limited, body, headers = ratelimit.check(sub)
+    limited, body, headers = ratelimit.check(sub)
     if limited then return limited, body, headers end
     req.user = sub
     req.claims = claims

@@ -108,7 +108,7 @@ describe("a stalled non-reader", function()
   -- deep_pipelining, reads 20000 answers byte by byte under the ASan build)
   it("is closed once its answers stop moving", function()
     local host = h.start { bundles = { "spec/fixtures/hello" }, no_database = true,
-                           env = { ACCESS_LOG = 0, KEEPALIVE_TIMEOUT_MS = 300 } }
+                           env = { ACCESS_LOG = 0, KEEPALIVE_TIMEOUT_MS = 300, SEND_TIMEOUT_MS = 300 } }
     finally(function() host:stop() end)
     local request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     local stalled, _, closed_early = flood(host.port, request, 48 << 20, 0.05)

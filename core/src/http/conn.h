@@ -48,6 +48,13 @@ void th__conn_close(th_conn *c);
 void th__conn_continue(th_conn *c);
 /* Run c's timer for ms (its phase says what it waits for); 0 stops it. */
 void th__conn_set_timer(th_conn *c, int ms);
+/* c waits for its next request with nothing left to send: its keep-alive timer, or
+ * while draining DRAIN_IDLE_GRACE_MS (closed at once when that is 0). */
+void th__conn_idle(th_conn *c);
+
+/* client_addr.c: the peer's address as text (IPv4-mapped IPv6 as IPv4), "-"
+ * when unknown. */
+void th__peer_address(uv_tcp_t *tcp, char *out, size_t n);
 
 /* parse.c: fill s with the llhttp callbacks of a connection. */
 void th__http_parser_settings(llhttp_settings_t *s);

@@ -31,6 +31,7 @@ typedef struct th_request {
   int keep_alive;
   int head; /* HEAD: send headers only */
   uint64_t start_ns;
+  char peer[48]; /* the socket peer's address (client_addr.c), set on accept */
 } th_request;
 
 typedef struct th_conn th_conn;
@@ -107,6 +108,15 @@ void th__http_absolute_form(th_buf *url);
 /* Append to out the security headers (headers.c) that `given` ("Name: value\r\n"
  * lines a handler set) does not already have. */
 void th__http_add_security_headers(th_buf *out, const th_buf *given);
+
+/* ---- client addresses (client_addr.c) ------------------------------------ */
+
+/* Read TRUSTED_PROXIES (addresses and CIDR blocks, comma-separated; NULL: none).
+ * Returns -1 after printing one line naming a bad entry. */
+int th_http_trusted_proxies_init(const char *list);
+/* The client r comes from: its peer, or, when the peer is a trusted proxy, the
+ * nearest untrusted address of X-Forwarded-For. */
+void th__client_address(const th_request *r, char *out, size_t n);
 
 /* ---- server lifecycle (server.c) ----------------------------------------- */
 

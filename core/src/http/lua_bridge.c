@@ -89,7 +89,7 @@ static void push_request_mt(th_state *s, lua_State *co) {
 }
 
 static void push_request(lua_State *L, th_state *s, th_request *r, const th_route *route) {
-  lua_createtable(L, 0, 10);
+  lua_createtable(L, 0, 12);
   lua_pushstring(L, r->method);
   lua_setfield(L, -2, "method");
   lua_pushlstring(L, r->url.data, r->path_len);
@@ -127,6 +127,12 @@ static void push_request(lua_State *L, th_state *s, th_request *r, const th_rout
   lua_setfield(L, -2, "id");
   lua_pushstring(L, route->pattern);
   lua_setfield(L, -2, "route");
+  char client[48];
+  th__client_address(r, client, sizeof client);
+  lua_pushstring(L, r->peer);
+  lua_setfield(L, -2, "peer_address");
+  lua_pushstring(L, client);
+  lua_setfield(L, -2, "client_address");
   push_request_mt(s, L);
   lua_setmetatable(L, -2);
 }

@@ -130,6 +130,11 @@ static void on_written(uv_write_t *w, int status) {
     th__conn_close(c);
     return;
   }
+  /* Everything sent to a connection waiting for its next request: idle from now. */
+  if (c->phase == C_IDLE && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
+    th__conn_idle(c);
+    if (c->phase == C_CLOSING) return;
+  }
   /* Drained below the bound: go on with what is buffered, then read again. */
   if (c->phase != C_CLOSING && c->phase != C_HANDLING && !c->parsing && !th__conn_output_blocked(c))
     th__conn_continue(c);
@@ -223,12 +228,16 @@ void th_conn_respond(th_conn *c, th_response *res) {
                      r->method ? r->method : "-", res->status, uv_hrtime() - r->start_ns);
   access_log(c, res, o->len - head_len);
   th__conn_write(c, o->data, o->len, close_after);
+  /* Answers the kernel did not take yet: the client has SEND_TIMEOUT_MS to make them
+   * move (server.c, on_timeout); once they are all sent it is idle (on_written). */
+  int queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0;
   if (close_after) {
+    if (queued) th__conn_set_timer(c, th_cfg.send_timeout_ms);
     c->phase = C_CLOSING;
     return;
   }
   c->phase = C_IDLE;
-  th__conn_set_timer(c, th_cfg.keepalive_timeout_ms);
+  th__conn_set_timer(c, queued ? th_cfg.send_timeout_ms : th_cfg.keepalive_timeout_ms);
   /* Answered from inside th__conn_continue (a built-in endpoint, an error, a handler
    * that did not wait): its loop goes on with the next pipelined request.
    * Calling it again here would recurse once per pipelined request. */

@@ -254,7 +254,7 @@ static void on_timeout(uv_timer_t *t) {
     if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &queued) == 0 &&
         queued != c->last_send_queue) {
       c->last_send_queue = queued;
-      th__conn_set_timer(c, th_cfg.keepalive_timeout_ms);
+      th__conn_set_timer(c, th_cfg.send_timeout_ms);
       return;
     }
     th__conn_close(c);
@@ -277,6 +277,15 @@ void th__conn_set_timer(th_conn *c, int ms) {
     uv_timer_stop(&c->timer);
   else
     uv_timer_start(&c->timer, on_timeout, (uint64_t)ms, 0);
+}
+
+void th__conn_idle(th_conn *c) {
+  if (!draining)
+    th__conn_set_timer(c, th_cfg.keepalive_timeout_ms);
+  else if (th_cfg.drain_idle_grace_ms > 0)
+    th__conn_set_timer(c, th_cfg.drain_idle_grace_ms);
+  else
+    th__conn_close(c);
 }
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -306,8 +315,7 @@ void th__conn_close(th_conn *c) {
   }
 }
 
-static void on_connection(uv_stream_t *server, int status) {
-  if (status < 0) return;
+static th_conn *conn_new(void) {
   th_conn *c = calloc(1, sizeof *c);
   if (!c) abort();
   uv_tcp_init(th_loop(), &c->tcp);
@@ -315,12 +323,30 @@ static void on_connection(uv_stream_t *server, int status) {
   c->tcp.data = c->timer.data = c;
   c->refs = 2;
   c->last_send_queue = -1;
+  return c;
+}
+
+static void conn_discard(th_conn *c) {
+  uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void conn_start(th_conn *c);
+
+static void on_connection(uv_stream_t *server, int status) {
+  if (status < 0) return;
+  th_conn *c = conn_new();
   if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    conn_discard(c);
     return;
   }
+  conn_start(c);
+}
+
+/* Serve an accepted connection (its tcp handle is open). */
+static void conn_start(th_conn *c) {
   uv_tcp_nodelay(&c->tcp, 1);
+  th__peer_address(&c->tcp, c->req.peer, sizeof c->req.peer);
   llhttp_init(&c->parser, HTTP_REQUEST, &settings);
   c->parser.data = c;
   c->req.method_id = -1;
@@ -405,12 +431,36 @@ void th_server_set_ready_probe(int (*probe)(void)) { ready_probe = probe; }
 int th_server_draining(void) { return draining; }
 int th_server_active_connections(void) { return n_conns; }
 
-/* Stop accepting, close idle connections now and busy ones after their
- * response; on_drained runs when the last connection is gone. */
+/* Connections the kernel completed but nobody accepted yet would be reset when
+ * the listener closes (SO_REUSEPORT does not hand them to another socket of the
+ * port): take them now, so that they are served like the others. */
+static void accept_backlog(void) {
+  uv_os_fd_t lfd;
+  if (uv_fileno((uv_handle_t *)&listener, &lfd) < 0) return;
+  for (;;) {
+    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    th_conn *c = conn_new();
+    if (uv_tcp_open(&c->tcp, fd) < 0) {
+      close(fd);
+      conn_discard(c);
+      continue;
+    }
+    conn_start(c);
+  }
+}
+
+/* Stop accepting (after taking what the kernel already accepted), answer every
+ * request still coming with `Connection: close`, close busy connections after
+ * their response and idle keep-alive ones once DRAIN_IDLE_GRACE_MS passes without
+ * a request (at once when it is 0): a client that was about to send gets its
+ * answer rather than a connection closed under its request. on_drained runs when
+ * the last connection is gone. */
 void th_server_drain(void (*on_drained)(void)) {
   draining = 1;
   drained_cb = on_drained;
   if (listening) {
+    accept_backlog();
     uv_close((uv_handle_t *)&listener, NULL);
     listening = 0;
   }
@@ -418,7 +468,9 @@ void th_server_drain(void (*on_drained)(void)) {
   while (n) {
     th_list *next = th_list_next(&conns, n);
     th_conn *c = th_list_entry(n, th_conn, link);
-    if (c->phase == C_IDLE) th__conn_close(c);
+    /* (one with answers still queued becomes idle when they are sent: on_written) */
+    if (c->phase == C_IDLE && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0)
+      th__conn_idle(c);
     n = next;
   }
   if (n_conns == 0 && drained_cb) {

@@ -44,8 +44,11 @@ static setting settings[] = {
     {"BODY_TIMEOUT_MS", "body-timeout", T_INT, &th_cfg.body_timeout_ms, 10, 3600000, NULL},
     {"KEEPALIVE_TIMEOUT_MS", "keepalive-timeout", T_INT, &th_cfg.keepalive_timeout_ms, 10, 3600000,
      NULL},
+    {"SEND_TIMEOUT_MS", "send-timeout", T_INT, &th_cfg.send_timeout_ms, 10, 3600000, NULL},
     {"MAX_CONNECTIONS", "max-connections", T_INT, &th_cfg.max_connections, 1, 1000000, NULL},
     {"DRAIN_TIMEOUT_MS", "drain-timeout", T_INT, &th_cfg.drain_timeout_ms, 0, 3600000, NULL},
+    {"DRAIN_IDLE_GRACE_MS", "drain-idle-grace", T_INT, &th_cfg.drain_idle_grace_ms, 0, 3600000,
+     NULL},
     {"CPU_BUDGET_MS", "cpu-budget", T_INT, &th_cfg.cpu_budget_ms, 1, 3600000, NULL},
     {"BUNDLE_MEMORY_MB", "bundle-memory", T_SIZE, &th_cfg.bundle_memory, 1, 1L << 20, NULL},
     {"ACCESS_LOG", "access-log", T_BOOL, &th_cfg.access_log, 0, 1, NULL},
@@ -56,6 +59,7 @@ static setting settings[] = {
     {"PG_POOL_TIMEOUT_MS", "pg-pool-timeout", T_INT, &th_cfg.pg_pool_timeout_ms, 0, 3600000, NULL},
     {"PG_PIPELINE_DEPTH", "pg-pipeline-depth", T_INT, &th_cfg.pg_pipeline_depth, 1, 1000, NULL},
     {"PG_PIPELINE_CORK", "pg-pipeline-cork", T_BOOL, &th_cfg.pg_pipeline_cork, 0, 1, NULL},
+    {"TRUSTED_PROXIES", "trusted-proxies", T_STR, &th_cfg.trusted_proxies, 0, 0, NULL},
     {NULL, NULL, 0, NULL, 0, 0, NULL},
 };
 
@@ -72,8 +76,10 @@ static void defaults(void) {
   th_cfg.header_timeout_ms = 10000;
   th_cfg.body_timeout_ms = 30000;
   th_cfg.keepalive_timeout_ms = 60000;
+  th_cfg.send_timeout_ms = 30000;
   th_cfg.max_connections = 10000;
   th_cfg.drain_timeout_ms = 20000;
+  th_cfg.drain_idle_grace_ms = 1000;
   th_cfg.cpu_budget_ms = 1000;
   th_cfg.bundle_memory = 256; /* MiB until scaled below */
   th_cfg.access_log = 1;

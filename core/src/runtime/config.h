@@ -18,8 +18,10 @@ typedef struct th_config {
   int header_timeout_ms;          /* 408 when headers are not complete in time */
   int body_timeout_ms;            /* 408 when the body stalls */
   int keepalive_timeout_ms;       /* idle keep-alive connections are closed */
+  int send_timeout_ms;            /* unsent answers that do not move for this long: closed */
   int max_connections;            /* per worker; 503 above */
   int drain_timeout_ms;           /* graceful shutdown bound */
+  int drain_idle_grace_ms;        /* draining: idle keep-alive connections may send one more */
   int cpu_budget_ms;              /* per unit of work; 500 above */
   size_t bundle_memory;           /* bytes per bundle state */
   int access_log;                 /* 1: one JSON line per request */
@@ -30,6 +32,7 @@ typedef struct th_config {
   int pg_pipeline_depth;          /* queries in flight per shared connection */
   int pg_pipeline_cork;           /* several queued queries go out as one TCP segment */
   int watch;                      /* reload bundles when their files change */
+  const char *trusted_proxies;    /* peers whose X-Forwarded-For is believed (http/client_addr.c) */
 } th_config;
 
 extern th_config th_cfg;
