@@ -49,7 +49,7 @@ void th_ws_read_config(void) {
 /* ---- counters ---------------------------------------------------------- */
 
 static uint64_t n_in, n_out, n_overflows, n_accepted;
-static const int close_codes[] = {1000, 1001, 1006, 1008, 1009, 1011, 0};
+static const int close_codes[] = {1000, 1001, 1002, 1006, 1007, 1008, 1009, 1011, 0};
 static uint64_t n_closes[sizeof close_codes / sizeof close_codes[0]];
 
 void th_ws__count_in(void) { n_in++; }
@@ -229,6 +229,10 @@ void th_ws__end_replay(th_ws_conn *c, uint64_t last) {
 
 /* One message per WRITEABLE callback; ask again while more are queued. */
 int th_ws__writable(th_ws_conn *c) {
+  /* libwebsockets failed the connection itself (a protocol error, or 1009 from
+   * on_receive) and sent or will send its own close frame: nothing may follow it
+   * (RFC 6455 5.5.1), so queued messages stay unsent. */
+  if (lws_get_close_length(c->wsi) > 0) return 0;
   if (c->close_code) {
     /* Returning -1 after lws_close_reason from this callback makes lws 4.1 drop the
      * socket without the frame (measured: shutdown + close, nothing sent). So the
