@@ -154,7 +154,7 @@ int main(int argc, char **argv) {
   fflush(out);
   fclose(out);
   lws_context_destroy(context);
-  fprintf(stderr, "ws_load: %d connections, %d hellos, %d failed, %d closed\n", n_conns, hellos,
-          failed, closed);
+  fprintf(stderr, "ws_load: %d connections, %d established, %d hellos, %d failed, %d closed\n",
+          n_conns, established, hellos, failed, closed);
   return 0;
 }

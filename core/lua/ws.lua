@@ -97,6 +97,11 @@ function M.handshake(ep, req)
     return refuse(426, "upgrade_required", "this path speaks WebSocket: send an Upgrade: websocket request",
       { Upgrade = "websocket" })
   end
+  if h["sec-websocket-version"] ~= "13" then
+    -- RFC 6455 4.4: refuse, naming the version this server speaks
+    return refuse(426, "upgrade_required", "this server speaks WebSocket version 13 (Sec-WebSocket-Version)",
+      { Upgrade = "websocket", ["Sec-WebSocket-Version"] = "13" })
+  end
   local allow = origins()
   if allow and h.origin and not allow[h.origin] then
     return refuse(403, "forbidden_origin", "this Origin is not allowed (WS_ALLOWED_ORIGINS)")

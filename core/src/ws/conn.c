@@ -49,7 +49,7 @@ void th_ws_read_config(void) {
 /* ---- counters ---------------------------------------------------------- */
 
 static uint64_t n_in, n_out, n_overflows, n_accepted;
-static const int close_codes[] = {1000, 1001, 1006, 1008, 1009, 1011, 0};
+static const int close_codes[] = {1000, 1001, 1002, 1006, 1007, 1008, 1009, 1011, 0};
 static uint64_t n_closes[sizeof close_codes / sizeof close_codes[0]];
 
 void th_ws__count_in(void) { n_in++; }
@@ -146,7 +146,7 @@ void th_ws__conn_free(th_ws_conn *c) {
   free_list(c->head);
   free_list(c->held);
   c->head = c->tail = c->held = c->held_tail = NULL;
-  c->queued = 0;
+  c->queued = c->held_bytes = 0;
   th_buf_free(&c->rx);
 }
 
@@ -166,8 +166,9 @@ void th_ws__close(th_ws_conn *c, int code, const char *reason) {
   c->close_code = code;
   snprintf(c->close_reason, sizeof c->close_reason, "%s", reason ? reason : "");
   free_list(c->head);
-  c->head = c->tail = NULL;
-  c->queued = 0;
+  free_list(c->held);
+  c->head = c->tail = c->held = c->held_tail = NULL;
+  c->queued = c->held_bytes = 0;
   if (c->wsi) {
     lws_callback_on_writable(c->wsi);
     /* A peer that does not read never makes the socket writable: give the close
@@ -176,15 +177,20 @@ void th_ws__close(th_ws_conn *c, int code, const char *reason) {
   }
 }
 
+/* Over the bound (queued + held + len): the connection is closed with 1008, its
+ * queues freed. Returns whether it overflowed. */
+static int overflows(th_ws_conn *c, size_t len) {
+  if (c->queued + c->held_bytes + len <= th_ws_cfg.send_queue_bytes) return 0;
+  n_overflows++;
+  th_log(NULL, "warn", "ws: connection %llu of %s: send queue over %zu bytes, closing (1008)",
+         (unsigned long long)c->id, c->user, th_ws_cfg.send_queue_bytes);
+  th_ws__close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue overflow");
+  return 1;
+}
+
 int th_ws__send(th_ws_conn *c, const char *data, size_t len) {
   if (c->closed || c->close_code || !c->wsi) return -1;
-  if (c->queued + len > th_ws_cfg.send_queue_bytes) {
-    n_overflows++;
-    th_log(NULL, "warn", "ws: connection %llu of %s: send queue over %zu bytes, closing (1008)",
-           (unsigned long long)c->id, c->user, th_ws_cfg.send_queue_bytes);
-    th_ws__close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue overflow");
-    return -1;
-  }
+  if (overflows(c, len)) return -1;
   th_ws_msg *m = msg_new(data, len);
   if (c->tail)
     c->tail->next = m;
@@ -198,7 +204,11 @@ int th_ws__send(th_ws_conn *c, const char *data, size_t len) {
 
 int th_ws__send_seq(th_ws_conn *c, const char *data, size_t len, uint64_t seq) {
   if (c->replaying) {
+    /* held messages count against the bound too: a client that never reads must not
+     * grow them while a replay runs */
+    if (c->closed || c->close_code || !c->wsi || overflows(c, len)) return -1;
     th_ws_msg *m = msg_new(data, len);
+    c->held_bytes += len;
     memcpy(m->data, &seq, sizeof seq); /* the headroom carries the sequence number */
     if (c->held_tail)
       c->held_tail->next = m;
@@ -217,6 +227,7 @@ void th_ws__end_replay(th_ws_conn *c, uint64_t last) {
   c->replaying = 0;
   th_ws_msg *m = c->held;
   c->held = c->held_tail = NULL;
+  c->held_bytes = 0;
   while (m) {
     th_ws_msg *next = m->next;
     uint64_t seq;
@@ -229,6 +240,10 @@ void th_ws__end_replay(th_ws_conn *c, uint64_t last) {
 
 /* One message per WRITEABLE callback; ask again while more are queued. */
 int th_ws__writable(th_ws_conn *c) {
+  /* libwebsockets failed the connection itself (a protocol error, or 1009 from
+   * on_receive) and sent or will send its own close frame: nothing may follow it
+   * (RFC 6455 5.5.1), so queued messages stay unsent. */
+  if (lws_get_close_length(c->wsi) > 0) return 0;
   if (c->close_code) {
     /* Returning -1 after lws_close_reason from this callback makes lws 4.1 drop the
      * socket without the frame (measured: shutdown + close, nothing sent). So the
@@ -270,6 +285,23 @@ int th_ws__rate_ok(th_ws_conn *c) {
 
 void th_ws_metrics_render(th_buf *out) {
   int pid = (int)getpid();
+  size_t queued = 0, largest = 0;
+  for (th_ws_conn *c = all; c; c = c->all_next) {
+    size_t n = c->queued + c->held_bytes;
+    queued += n;
+    if (n > largest) largest = n;
+  }
+  th_buf_printf(out,
+                "# HELP todo_host_ws_send_queue_bytes Bytes queued for WebSocket clients that "
+                "have not taken them yet (all connections; each is bounded by "
+                "WS_SEND_QUEUE_BYTES).\n"
+                "# TYPE todo_host_ws_send_queue_bytes gauge\n"
+                "todo_host_ws_send_queue_bytes{worker=\"%d\"} %zu\n"
+                "# HELP todo_host_ws_send_queue_largest_bytes The longest send queue of one "
+                "WebSocket connection.\n"
+                "# TYPE todo_host_ws_send_queue_largest_bytes gauge\n"
+                "todo_host_ws_send_queue_largest_bytes{worker=\"%d\"} %zu\n",
+                pid, queued, pid, largest);
   th_buf_printf(out,
                 "# HELP todo_host_ws_connections Open WebSocket connections.\n"
                 "# TYPE todo_host_ws_connections gauge\n"

@@ -30,6 +30,22 @@ static th_ws_conn *conn_of(struct lws *wsi) {
   return c;
 }
 
+/* Whether a text ends inside a multi-byte UTF-8 sequence. libwebsockets checks UTF-8
+ * as fragments arrive (VALIDATE_UTF8) and a message that ends mid-sequence, except
+ * when its last fragment is empty: then the end is never looked at (RFC 6455 8.1 asks
+ * 1007; scripts/ws-conformance case 6.5.2). Everything before is valid by then. */
+static int ends_inside_utf8(const unsigned char *s, size_t n) {
+  size_t i = n, continuation = 0;
+  while (i > 0 && continuation < 3 && (s[i - 1] & 0xC0) == 0x80) {
+    i--;
+    continuation++;
+  }
+  if (i == 0) return 0;
+  unsigned char lead = s[i - 1];
+  size_t need = lead >= 0xF0 ? 3 : lead >= 0xE0 ? 2 : lead >= 0xC0 ? 1 : 0;
+  return continuation < need;
+}
+
 /* Whole messages are reassembled here; over WS_MAX_MESSAGE_BYTES the connection is
  * closed with 1009 before anything reaches Lua. */
 static int on_receive(struct lws *wsi, th_ws_conn *c, const char *in, size_t len) {
@@ -43,6 +59,12 @@ static int on_receive(struct lws *wsi, th_ws_conn *c, const char *in, size_t len
   th_buf_add(&c->rx, in ? in : "", len);
   if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return 0;
   int binary = lws_frame_is_binary(wsi);
+  if (!binary && ends_inside_utf8((const unsigned char *)c->rx.data, c->rx.len)) {
+    static const char why[] = "partial utf8";
+    c->close_code = LWS_CLOSE_STATUS_INVALID_PAYLOAD;
+    lws_close_reason(wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD, (unsigned char *)why, sizeof why - 1);
+    return -1;
+  }
   th_ws__count_in();
   if (!th_ws__rate_ok(c)) {
     c->rx.len = 0;
@@ -72,6 +94,11 @@ static void on_closed(th_ws_conn *c) {
   if (c->closed) return;
   c->closed = 1;
   int code = c->close_code ? c->close_code : c->peer_close_code ? c->peer_close_code : 1006;
+  if (code == 1006 && c->wsi && lws_get_close_length(c->wsi) >= 2) {
+    /* libwebsockets failed it (1002 protocol error, 1007 invalid UTF-8) */
+    const unsigned char *p = lws_get_close_payload(c->wsi);
+    code = (p[0] << 8) | p[1];
+  }
   th_ws__count_close(code);
   c->wsi = NULL;
   th_ws__conn_free(c);
@@ -109,15 +136,22 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
   case LWS_CALLBACK_SERVER_WRITEABLE:
     c = conn_of(wsi);
     return c && c->wsi ? th_ws__writable(c) : -1;
-  case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+  case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
     c = conn_of(wsi);
-    if (c && len >= 2) {
-      const unsigned char *p = in;
-      c->peer_close_code = (p[0] << 8) | p[1];
-    } else if (c) {
-      c->peer_close_code = 1005;
+    const unsigned char *p = in;
+    int code = len >= 2 ? (p[0] << 8) | p[1] : 1005;
+    /* lws 4.1 turns the codes RFC 6455 7.4 forbids into 1002 itself, except a 1-byte
+     * payload and codes from 5000 up, which it would echo: fail those here. */
+    if (len == 1 || code >= 5000) {
+      static const char why[] = "bad close payload";
+      lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)why, sizeof why - 1);
+      code = LWS_CLOSE_STATUS_PROTOCOL_ERR;
+      if (c) c->peer_close_code = code;
+      return -1;
     }
+    if (c) c->peer_close_code = code;
     return 0;
+  }
   case LWS_CALLBACK_CLOSED:
   case LWS_CALLBACK_WSI_DESTROY:
     c = lws_get_opaque_user_data(wsi);
@@ -157,7 +191,9 @@ struct lws_vhost *th_ws__vhost(void) {
   void *loops[1] = {th_loop()};
   info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
   info.protocols = protocols;
-  info.options = LWS_SERVER_OPTION_LIBUV;
+  /* VALIDATE_UTF8: without it lws 4.1 passes invalid UTF-8 in text frames and close
+   * reasons through (RFC 6455 8.1 asks for 1007; scripts/ws-conformance, case 6). */
+  info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
   info.foreign_loops = loops;
   info.gid = -1;
   info.uid = -1;

@@ -33,6 +33,7 @@ typedef struct th_ws_conn {
   th_ws_msg *head, *tail;      /* send queue */
   size_t queued;               /* bytes in the queue */
   th_ws_msg *held, *held_tail; /* sequenced messages held during a replay */
+  size_t held_bytes;           /* bytes in held: counted against the same bound */
   uint64_t last_seq;           /* highest sequence number sent */
   int replaying;
   th_buf rx;     /* message being reassembled from fragments */
