@@ -185,8 +185,8 @@ local function parse_byday(value)
     end
     local n
     if num ~= "" then
-      n = tointeger(tonumber(num))
-      if n == 0 or n > 53 then fail("BYDAY: ordinal in '%s' must be 1..53 or -53..-1", item) end
+      n = tointeger(tonumber(num)) -- nil when too long for an integer
+      if not n or n == 0 or n > 53 then fail("BYDAY: ordinal in '%s' must be 1..53 or -53..-1", item) end
       if sign == "-" then n = -n end
     elseif sign ~= "" then
       fail("BYDAY: '%s' has a sign but no number", item)
