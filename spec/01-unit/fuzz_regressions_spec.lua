@@ -69,6 +69,37 @@ describe("inputs the fuzzers found", function()
   end)
 end)
 
+describe("a rule listing every second of the day (regress-86400-times-a-day)", function()
+  -- A hand-made input of fuzz_rrule (its memory ceiling caught it; mutations had not
+  -- reached it): 465 bytes, under the API's 500, expanded one year into 31 million times.
+  -- Before the limit it took 1.6 s of CPU and 514 MB in the regular build (a preview
+  -- answered 500 "not enough memory"; the recurring-task consumer failed on it).
+  local function list(from, to)
+    local out = {}
+    for i = from, to do out[#out + 1] = i end
+    return table.concat(out, ",")
+  end
+  local H, M = list(0, 23), list(0, 59)
+
+  it("is refused with a message naming the parts and the limit", function()
+    local text = "FREQ=YEARLY;BYDAY=MO,TU,WE,TH,FR,SA,SU;BYHOUR=" .. H .. ";BYMINUTE=" .. M .. ";BYSECOND=" .. M
+    assert.is_true(#text <= input.RULE_MAX)
+    local rule, msg, code, field = input.rule(text)
+    assert.is_nil(rule)
+    assert.equal("rule is not a valid RRULE: BYHOUR x BYMINUTE x BYSECOND: 86400 times a day, "
+      .. "at most 1440 (once a minute)", msg)
+    assert.same({ "invalid_field", "rule" }, { code, field })
+  end)
+
+  it("still accepts once a minute, and expands it quickly", function()
+    local text = "FREQ=YEARLY;BYDAY=MO,TU,WE,TH,FR,SA,SU;BYHOUR=" .. H .. ";BYMINUTE=" .. M
+    assert.is_string(rrule.validate(text))
+    local list_ = recurrence.expand(text, 1777885200, "Europe/Berlin", 100)
+    assert.equal(100, #list_)
+    assert.equal(60, list_[2] - list_[1])
+  end)
+end)
+
 describe("phrase numbers too large for an integer (found while reading for the fuzzer)", function()
   it("an interval is refused instead of being dropped (which read as every 1)", function()
     local rule, err = recurrence.parse_phrase("every 99999999999999999999 days")
