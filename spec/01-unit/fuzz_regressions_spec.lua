@@ -69,6 +69,37 @@ describe("inputs the fuzzers found", function()
   end)
 end)
 
+describe("chat: listing the tasks due on a day at the edge of the range (regress-due-on-*)", function()
+  -- fuzz_chat: "what's due 9999-12-31" raised "time out of range" (the day ends at
+  -- 10000-01-01 00:00 local, which RFC 3339 cannot write): POST /api/chat answered 500.
+  local parse = require "chat.parse"
+  local schema = require "tasks.schema"
+  local NOW = 1777878000 -- 2026-05-04T07:00:00Z
+
+  local function list_args(text, zone)
+    local r = parse.parse(text, {}, NOW, zone, {})
+    assert.equal("calls", r.kind, text)
+    assert.equal("list_tasks", r.calls[1].name)
+    return r.calls[1].arguments
+  end
+
+  it("bounds the last day at the end of the range, in every zone", function()
+    for _, zone in ipairs { "Europe/Berlin", "Pacific/Kiritimati", "America/Los_Angeles", "UTC" } do
+      local a = list_args("what's due 9999-12-31", zone)
+      assert.truthy(schema.rfc3339(a.due_after), zone .. " " .. tostring(a.due_after))
+      assert.truthy(schema.rfc3339(a.due_before), zone .. " " .. tostring(a.due_before))
+      assert.matches("^9999%-12%-31T", a.due_after)
+    end
+    assert.equal("9999-12-31T23:00:00Z", list_args("what's due 9999-12-31", "Europe/Berlin").due_before)
+    assert.equal("9999-12-31T23:59:59Z", list_args("what's due 9999-12-31", "UTC").due_before)
+  end)
+
+  it("gives a day before year 1 an empty range at the start of the range", function()
+    local a = list_args("what is due on 1 jan 0000", "UTC")
+    assert.same({ "0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z" }, { a.due_after, a.due_before })
+  end)
+end)
+
 describe("a rule listing every second of the day (regress-86400-times-a-day)", function()
   -- A hand-made input of fuzz_rrule (its memory ceiling caught it; mutations had not
   -- reached it): 465 bytes, under the API's 500, expanded one year into 31 million times.

@@ -82,7 +82,11 @@ end
 function repo.list(_, query)
   local one, all = {}, {}
   for name, v in pairs(query or {}) do
-    if type(v) == "table" then all[name], one[name] = v, v[1] else all[name], one[name] = { tostring(v) }, tostring(v) end
+    if type(v) == "table" then
+      all[name], one[name] = v, v[1]
+    else
+      all[name], one[name] = { tostring(v) }, tostring(v)
+    end
   end
   local opts, msg, code, field = schema.list_options({ query = one, query_all = all })
   if not opts then return nil, msg, code, field end
@@ -120,7 +124,8 @@ return function(data)
   for i = first, #lines do
     local text = lines[i]
     local result = parse.parse(text, ctx, now, zone, TASKS)
-    check.that(type(result) == "table" and KINDS[result.kind], "parse gave a %s result", tostring(result and result.kind))
+    check.that(type(result) == "table" and KINDS[result.kind], "parse gave a %s result",
+      tostring(result and result.kind))
     local outcomes = {}
     if result.kind == "calls" then
       for j, c in ipairs(result.calls) do

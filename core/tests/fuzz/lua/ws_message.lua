@@ -25,7 +25,8 @@ for id = PRUNED + 1, NEWEST do
       data = { task_data = TASK, version = 2, changed = json.array { "title" } } }
   elseif kind == 1 then
     EVENTS[#EVENTS + 1] = { event_id = id, type = "reminder.due",
-      data = { task_id = TASK.id, title = TASK.title, due_at = "2026-05-04T09:00:00Z", remind_at = "2026-05-04T08:45:00Z" } }
+      data = { task_id = TASK.id, title = TASK.title, due_at = "2026-05-04T09:00:00Z",
+               remind_at = "2026-05-04T08:45:00Z" } }
   elseif kind == 2 then
     EVENTS[#EVENTS + 1] = { event_id = id, type = "notification", data = { channel = "webhook", status = "sent" } }
   else
