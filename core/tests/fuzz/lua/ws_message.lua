@@ -11,7 +11,9 @@
 --     checks (core/src/ws/prim_ws.c): `send` encodes a table as JSON and raises when it
 --     cannot, `close` takes only the codes the host takes, `replay_end` an integer.
 -- Every message sent must be one JSON object with a string `type` (the protocol,
--- spec/contracts/websocket.md); an `error` has a code and a message.
+-- spec/contracts/websocket.md); an `error` has a code and a message; the events a replay
+-- sends come in increasing event_id order, each at most once, within the log, and the
+-- `resumed` that ends it names an id no lower than the last one sent.
 local check = require "fuzz_check"
 local json = require "json"
 
@@ -75,6 +77,15 @@ function Conn:send(message, seq)
   if msg.type == "error" then
     check.that(type(msg.code) == "string" and type(msg.message) == "string", "an error without code/message: %s", text)
   end
+  if msg.type:match("^task%.") or msg.type == "reminder.due" or msg.type == "notification" then
+    check.that(math.type(msg.event_id) == "integer" and msg.event_id > self.last_event
+      and msg.event_id > PRUNED and msg.event_id <= NEWEST,
+      "event %s sent after %d (log %d..%d)", tostring(msg.event_id), self.last_event, PRUNED + 1, NEWEST)
+    self.last_event = msg.event_id
+  elseif msg.type == "resumed" then
+    check.that(math.type(msg.event_id) == "integer" and msg.event_id >= self.last_event,
+      "resumed at %s after event %d", tostring(msg.event_id), self.last_event)
+  end
   self.sent[#self.sent + 1] = msg
   if not self.open then return nil, "closed" end
   return true
@@ -93,7 +104,8 @@ function Conn:replay_end(last)
 end
 
 return function(data)
-  local conn = setmetatable({ user = "fuzz-user", id = 1, open = true, sent = {}, last_seq = NEWEST }, Conn)
+  local conn = setmetatable({ user = "fuzz-user", id = 1, open = true, sent = {}, last_seq = NEWEST,
+    last_event = 0 }, Conn)
   -- as on_open leaves it: hello sent, live events held until the first message
   conn:replay_begin()
   conn.held_open, conn.base = true, NEWEST
