@@ -65,7 +65,7 @@ eval-chat: build
 C_FILES = $(shell find core/src core/tests -name '*.[ch]' | sort)
 
 lint:
-	luacheck -q core/lua lua services spec bench
+	luacheck -q core/lua lua services spec bench core/tests/fuzz/lua
 	clang-format --dry-run --Werror $(C_FILES)
 	scripts/check-layers build
 	@if [ -d frontend/node_modules ]; then cd frontend && npx tsc --noEmit && npx eslint --max-warnings=0 .; fi

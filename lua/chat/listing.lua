@@ -112,8 +112,8 @@ function M.handle_list(env, vi)
   if s and (s.dn or s.abs) then
     local c = env.clock
     local first = s.dn or c.today
-    args.due_after = when.format(c, when.instant(c, first, 0, 0))
-    args.due_before = when.format(c, when.instant(c, first + (s.span or 1), 0, 0))
+    args.due_after = when.format_bound(c, when.instant(c, first, 0, 0))
+    args.due_before = when.format_bound(c, when.instant(c, first + (s.span or 1), 0, 0))
     if not f.status then f.status = "pending" end
   end
   -- search words: "find the dentist", "tasks about taxes", "anything mentioning mom"

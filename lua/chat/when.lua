@@ -15,6 +15,7 @@
 -- @module chat.when
 
 local tz = require "tz"
+local recurrence = require "recurrence"
 
 local M = {}
 
@@ -78,6 +79,19 @@ end
 
 --- RFC 3339 text of an instant, with the zone's offset.
 function M.format(clock, t) return tz.format(t, clock.zone) end
+
+local EPOCH_MIN, EPOCH_MAX = recurrence.EPOCH_MIN, recurrence.EPOCH_MAX
+
+--- RFC 3339 text of a bound of a range of days (a list's due_after / due_before): kept
+-- within the supported range, and in UTC where the zone's local time would leave years
+-- 1..9999, which RFC 3339 cannot write ("what's due 9999-12-31" ends at 10000-01-01
+-- 00:00 local; found by fuzz_chat: tz.format raised "time out of range").
+function M.format_bound(clock, t)
+  t = math.max(EPOCH_MIN, math.min(EPOCH_MAX, t))
+  local wall = tz.to_wall(t, clock.zone)
+  if wall < EPOCH_MIN or wall > EPOCH_MAX then return tz.format(t, "UTC") end
+  return tz.format(t, clock.zone)
+end
 
 --- `YYYY-MM-DD` of a day number.
 function M.date_text(dn)

@@ -179,7 +179,9 @@ function Parser:head(r)
     self:take()
     n = 2
   elseif w and (w:match("^%d+$") and not day_number(w) or w:match("^%d+$") and UNITS[self:peek(1)]) then
-    n = math.tointeger(tonumber(self:take()))
+    local digits = self:take()
+    n = math.tointeger(tonumber(digits))
+    if not n then fail("'" .. digits .. "' is too large a number") end
   elseif NUMBERS[w] and UNITS[self:peek(1)] then
     self:take()
     n = NUMBERS[w]
@@ -371,7 +373,7 @@ local function parse_phrase(text)
         r["until"] = p:date()
       elseif w == "for" or (w:match("^%d+$") and (p:peek() == "times" or p:peek() == "time")) then
         local nword = w == "for" and p:take() or w
-        local n = nword and (tonumber(nword) or NUMBERS[nword])
+        local n = nword and (nword:match("^%d+$") and math.tointeger(tonumber(nword)) or NUMBERS[nword])
         if not n or not (p:accept("times") or p:accept("time") or p:accept("occurrences")) then
           fail("expected 'for N times'")
         end

@@ -44,6 +44,7 @@ M.civil_from_days = civil_from_days
 M.parse = text.parse
 M.to_string = text.to_string
 M.validate = text.validate
+M.TIMES_PER_DAY_MAX = text.TIMES_PER_DAY_MAX
 
 -- Parsed rules by text; bounded so arbitrary input cannot grow it forever.
 local cache, cache_n = {}, 0

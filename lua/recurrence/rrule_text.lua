@@ -88,8 +88,8 @@ local function parse_byday(value)
     end
     local n
     if num ~= "" then
-      n = tointeger(tonumber(num))
-      if n == 0 or n > 53 then fail("BYDAY: ordinal in '%s' must be 1..53 or -53..-1", item) end
+      n = tointeger(tonumber(num)) -- nil when too long for an integer
+      if not n or n == 0 or n > 53 then fail("BYDAY: ordinal in '%s' must be 1..53 or -53..-1", item) end
       if sign == "-" then n = -n end
     elseif sign ~= "" then
       fail("BYDAY: '%s' has a sign but no number", item)
@@ -158,6 +158,13 @@ local function check_rule(r)
       or r.byyearday or r.byweekno or r.bymonth) then
     fail("BYSETPOS: needs another BY... part to select from")
   end
+  -- Every day of a period expands to each BYHOUR x BYMINUTE x BYSECOND time: a 466-byte
+  -- rule asking for all 86400 seconds of every day made one year's period 31 million
+  -- times (a preview ran out of memory; found for the fuzz targets' CPU and memory check).
+  local per_day = #(r.byhour or { 0 }) * #(r.byminute or { 0 }) * #(r.bysecond or { 0 })
+  if per_day > M.TIMES_PER_DAY_MAX then
+    fail("BYHOUR x BYMINUTE x BYSECOND: %d times a day, at most %d (once a minute)", per_day, M.TIMES_PER_DAY_MAX)
+  end
   -- A month/day combination that can never happen would loop for 400 years.
   if r.bymonth and r.bymonthday and not r.byyearday and not r.byweekno then
     local possible = false
@@ -171,6 +178,10 @@ local function check_rule(r)
     end
   end
 end
+
+--- Most times of day a rule may list (the product of its BYHOUR, BYMINUTE and BYSECOND
+-- counts): once a minute.
+M.TIMES_PER_DAY_MAX = 1440
 
 local ORDER = { "FREQ", "INTERVAL", "COUNT", "UNTIL", "BYMONTH", "BYWEEKNO", "BYYEARDAY",
   "BYMONTHDAY", "BYDAY", "BYHOUR", "BYMINUTE", "BYSECOND", "BYSETPOS", "WKST" }
