@@ -56,7 +56,7 @@ bench-ws: bootstrap build
 # Faults under load: SIGKILLs, a PostgreSQL crash-restart, WebSocket cuts; then the checks
 # (docs/reliability.md). CHAOS_ARGS="--seconds 600 --seed 7" for a longer or repeated run.
 chaos: bootstrap build
-	@scripts/chaos $(BUILD) $(CHAOS_ARGS)
+	@scripts/chaos $(BUILD) $(if $(DAPR),--dapr) $(CHAOS_ARGS)
 
 # SOAK_MINUTES (30) at half the measured maximum write rate, WebSocket clients connected:
 # RSS and p99 per minute, then the rules and the chaos checks (docs/reliability.md).

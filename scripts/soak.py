@@ -174,8 +174,9 @@ def main():
     for m in range(1, n_minutes + 1):
         time.sleep(max(0, t_start + m * minute - time.time()))
         lo, hi = t_start + (m - 1) * minute, t_start + m * minute
-        lat = [s[1] for w in writers for s in list(w.samples) if lo <= s[0] < hi]
-        ok = sum(1 for w in writers for s in list(w.samples) if lo <= s[0] < hi and s[2] and s[2] < 300)
+        got = [s for w in writers for s in list(w.samples) if lo <= s[0] < hi]   # one snapshot
+        lat = [s[1] for s in got]
+        ok = sum(1 for s in got if s[2] and s[2] < 300)
         row = {"minute": m, "writes_per_s": round(ok / minute, 1),
                "p50_ms": round(pct(lat, 0.5) * 1000, 1) if lat else None,
                "p99_ms": round(pct(lat, 0.99) * 1000, 1) if lat else None,
