@@ -2,6 +2,7 @@
 #   make run    everything up on this machine (PostgreSQL under .data/, all bundles on :8080)
 #   make test   C tests, Lua specs against a real PostgreSQL, then the same under ASan+UBSan
 .PHONY: up-dapr chaos
+.PHONY: soak
 .PHONY: run test build build-asan test-fast test-asan test-frontend bench bench-ws lint format clean bootstrap check-deploy eval-chat fuzz
 
 BUILD ?= build
@@ -55,7 +56,12 @@ bench-ws: bootstrap build
 # Faults under load: SIGKILLs, a PostgreSQL crash-restart, WebSocket cuts; then the checks
 # (docs/reliability.md). CHAOS_ARGS="--seconds 600 --seed 7" for a longer or repeated run.
 chaos: bootstrap build
-	@scripts/chaos $(BUILD) $(CHAOS_ARGS)
+	@scripts/chaos $(BUILD) $(if $(DAPR),--dapr) $(CHAOS_ARGS)
+
+# SOAK_MINUTES (30) at half the measured maximum write rate, WebSocket clients connected:
+# RSS and p99 per minute, then the rules and the chaos checks (docs/reliability.md).
+soak: bootstrap build
+	@SOAK_MINUTES=$(or $(SOAK_MINUTES),30) scripts/soak $(BUILD) $(SOAK_ARGS)
 
 # The chat assistant's evaluation set: accuracy per intent and every failure.
 eval-chat: build

@@ -102,6 +102,10 @@ class Stack:
         self.procs[b] = subprocess.Popen([self.host, "run", "services/" + b], env=env, cwd=ROOT,
                                          stdout=logf, stderr=logf)
 
+    def killable(self):
+        """What the faults SIGKILL, one each (scripts/chaos_dapr.py adds the sidecars)."""
+        return self.bundles
+
     def kill(self, b):
         with self.lock:
             self.killed[b] = time.time()
@@ -193,6 +197,7 @@ class Writer(threading.Thread):
         self.live = []         # ids this writer may still change (no unanswered write on them)
         self.recurring = []    # ids of pending recurring occurrences created here
         self.ops = {"acked": 0, "failed": 0}
+        self.pause = 0.02      # seconds between two writes (scripts/soak paces its own)
 
     def call(self, method, path, body=None):
         try:
@@ -271,7 +276,7 @@ class Writer(threading.Thread):
                     self.record(b)
                 else:
                     self.fail(tid)
-            time.sleep(0.02)
+            time.sleep(self.pause)
 
 
 # ---------------------------------------------------------------- WebSocket clients
@@ -420,7 +425,7 @@ def pg_outage(stack, token, ws_clients, report):
 
 # ---------------------------------------------------------------- checks
 
-def check_all(stack, writers, clients, report):
+def check_all(stack, writers, clients, report, outage=True):
     results = []
 
     def check(name, ok, detail):
@@ -494,6 +499,8 @@ def check_all(stack, writers, clients, report):
         for g in c.gap_log:
             print("         gap at %.2f: after %d came %d (connection %d)" % g)
 
+    if not outage:   # scripts/soak: no faults, so no outage to check
+        return results
     # the outage
     check("db down: API answers 503 unavailable within 3 s",
           report.get("down_status") == 503 and report.get("down_code") == "unavailable"
@@ -513,6 +520,8 @@ def caught_up(stack, clients):
         WHERE NOT c.broadcast AND c.seq < p.last_seq""")
     if lag[0][0] != "0":
         return False
+    if hasattr(stack, "lag") and any(stack.lag()):   # BUS=dapr: the deliveries, too
+        return False
     if "notification" in stack.bundles and stack.sql("""SELECT count(*) FROM reminder_schedule
             WHERE state = 'scheduled' AND remind_at < now()""")[0][0] != "0":
         return False
@@ -530,16 +539,22 @@ def main():
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--users", type=int, default=3)
     ap.add_argument("--smoke", action="store_true", help="a short run (about a minute)")
+    ap.add_argument("--dapr", action="store_true",
+                    help="the make up-dapr topology: BUS=dapr, a daprd beside each bundle, Redis Streams")
     args = ap.parse_args()
     if args.smoke:
         args.seconds = min(args.seconds, 35)
         args.users = 2
     rng = random.Random(args.seed)
-    log("seed %d, %d s, %d users" % (args.seed, args.seconds, args.users))
+    log("seed %d, %d s, %d users%s" % (args.seed, args.seconds, args.users, ", daprd sidecars" if args.dapr else ""))
 
     workdir = tempfile.mkdtemp(prefix="todo-chaos.")
     os.chmod(workdir, 0o755)  # the postgres user enters it (scripts/pg, as root)
-    stack = Stack(os.path.abspath(args.host), workdir)
+    if args.dapr:
+        from chaos_dapr import DaprStack
+        stack = DaprStack(os.path.abspath(args.host), workdir)
+    else:
+        stack = Stack(os.path.abspath(args.host), workdir)
     try:
         stack.start()
     except Exception:
@@ -566,7 +581,7 @@ def main():
         w.start()
 
     # the faults: each bundle killed in turn, PostgreSQL restarted, a client cut; seeded times
-    faults = [("kill", b) for b in stack.bundles] + [("pg", None), ("cut", None)]
+    faults = [("kill", b) for b in stack.killable()] + [("pg", None), ("cut", None)]
     rng.shuffle(faults)
     span = args.seconds * 0.7
     times = sorted(args.seconds * 0.1 + rng.random() * span for _ in faults)
@@ -599,7 +614,8 @@ def main():
         wait_until(lambda: caught_up(stack, clients), 60, "not caught up after 60 s")
     except RuntimeError as e:
         log(str(e))
-    print("chaos summary (seed %d, %.0f s, machine shared with other work):" % (args.seed, args.seconds))
+    print("chaos summary (seed %d, %.0f s, %s, machine shared with other work):" % (
+        args.seed, args.seconds, "BUS=dapr with daprd sidecars" if args.dapr else "BUS=postgres"))
     print("  writes acknowledged %d, failed/unanswered %d; ws events %d, connects %d" % (
         sum(w.ops["acked"] for w in writers), sum(w.ops["failed"] for w in writers),
         sum(c.events for c in clients), sum(c.connects for c in clients)))

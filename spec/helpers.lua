@@ -65,14 +65,26 @@ end
 --- One psql process kept open against `url`, for specs that query after every request
 -- (starting psql costs tens of milliseconds; a query on the open session well under
 -- one). `session.query(sql)` (one statement) returns the output like M.psql and raises
--- on an error or after 30 s; `session.close()` ends it.
+-- on an error or after 30 s; `session.close()` ends it (collecting an unclosed session
+-- ends it too).
+-- psql reads a FIFO and runs in the background, not under io.popen: Lua cannot mark a
+-- popen pipe close-on-exec, so every host started later inherited its write end, psql
+-- never saw EOF and the pclose of a collected session waited for ever. Here nothing
+-- waits for psql: close() sends \q, closes the FIFO and kills psql by its pid.
 function M.psql_session(url)
-  local out = os.tmpname()
-  local w = assert(io.popen("exec stdbuf -oL psql -X -At -q " .. sh_quote(url)
-    .. " >" .. sh_quote(out) .. " 2>&1", "w"))
+  local dir = M.sh("mktemp -d /tmp/psql-session.XXXXXX")
+  local fifo, out, pidfile = dir .. "/in", dir .. "/out", dir .. "/pid"
+  assert(select(2, M.sh("mkfifo " .. sh_quote(fifo))), "mkfifo failed")
+  assert(io.open(out, "w")):close()       -- exists before psql's redirection makes it
+  os.execute("sh -c " .. sh_quote("exec stdbuf -oL psql -X -At -q " .. sh_quote(url) .. " <" .. sh_quote(fifo)
+    .. " >" .. sh_quote(out) .. " 2>&1 & echo $! >" .. sh_quote(pidfile)) .. " </dev/null >/dev/null 2>&1")
+  local w = assert(io.open(fifo, "w"))   -- returns once psql has opened its end
+  local pf = assert(io.open(pidfile))
+  local pid = tonumber(pf:read("a"))
+  pf:close()
   local r = assert(io.open(out, "r"))
   local n, pending = 0, ""
-  local session = {}
+  local session = { pid = pid }
   function session.query(sql)
     n = n + 1
     local mark = "--end of query " .. n .. "--"
@@ -92,12 +104,17 @@ function M.psql_session(url)
       M.sleep(0.001)
     end
   end
+  local closed = false
   function session.close()
-    w:close()
-    r:close()
-    os.remove(out)
+    if closed then return end
+    closed = true
+    pcall(function() w:write("\\q\n"); w:flush() end)
+    pcall(io.close, w)
+    pcall(io.close, r)
+    if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+    os.execute("rm -rf " .. sh_quote(dir))
   end
-  return session
+  return setmetatable(session, { __gc = session.close })
 end
 
 --- Create a new empty database; returns its URL.
@@ -147,6 +164,10 @@ end
 
 --- (Re)start the process of this handle.
 function Host:spawn(args)
+  -- a respawned handle is running again: the next stop() must stop it (a stop() before
+  -- the respawn left `stopped` set, so the spec's teardown stop() returned at once and
+  -- left `todo-host run` processes behind after the suite)
+  self.stopped, self.stopped_code = nil, nil
   local cmd = string.format(
     "env %s %s run %s %s >>%s 2>&1 & echo $! >%s/pid; wait $!; echo $? >%s/exit",
     self.env, sh_quote(M.host_bin), args or "", self.bundles, sh_quote(self.logfile),

@@ -136,37 +136,59 @@ end
 -- @treturn ?string the error, for "retry" and "drop"
 function M.handle(group, handler, event, opts)
   local pg = require "pg"
+  local timer = require "timer"
   opts = opts or {}
   local sub = {
     group = group, handler = handler, topic = opts.topic or event.topic or "unknown",
     max_attempts = opts.max_attempts or tonumber(os.getenv("BUS_MAX_ATTEMPTS") or "") or 5,
   }
   local outcome, failure
-  local ok, err = pg.tx(function(tx)
-    local done, herr = M.deliver(tx, sub, event)
-    if done then
-      outcome = done
+  local function attempt()
+    outcome, failure = nil, nil
+    return pg.tx(function(tx)
+      local done, herr = M.deliver(tx, sub, event)
+      if done then
+        outcome = done
+        return true
+      end
+      failure = herr
+      local rows, e = tx:query([[INSERT INTO bus_attempts AS a (grp, event_id, attempts, last_error)
+        VALUES ($1, $2::uuid, 1, $3) ON CONFLICT (grp, event_id)
+        DO UPDATE SET attempts = a.attempts + 1, last_error = $3, updated_at = now()
+        RETURNING attempts]], group, event.id, herr)
+      if not rows then return nil, e end
+      if rows[1].attempts < sub.max_attempts then
+        outcome = "retry"
+        return true
+      end
+      local dl, de = M.dead_letter(tx, sub, event, herr, rows[1].attempts)
+      if not dl then return nil, de end
+      -- a redelivery of a dead-lettered event is a duplicate
+      tx:query("INSERT INTO bus_inbox (grp, event_id) VALUES ($1, $2::uuid) ON CONFLICT DO NOTHING", group, event.id)
+      outcome = "drop"
       return true
-    end
-    failure = herr
-    local rows, e = tx:query([[INSERT INTO bus_attempts AS a (grp, event_id, attempts, last_error)
-      VALUES ($1, $2::uuid, 1, $3) ON CONFLICT (grp, event_id)
-      DO UPDATE SET attempts = a.attempts + 1, last_error = $3, updated_at = now()
-      RETURNING attempts]], group, event.id, herr)
-    if not rows then return nil, e end
-    if rows[1].attempts < sub.max_attempts then
-      outcome = "retry"
-      return true
-    end
-    local dl, de = M.dead_letter(tx, sub, event, herr, rows[1].attempts)
-    if not dl then return nil, de end
-    -- a redelivery of a dead-lettered event is a duplicate
-    tx:query("INSERT INTO bus_inbox (grp, event_id) VALUES ($1, $2::uuid) ON CONFLICT DO NOTHING", group, event.id)
-    outcome = "drop"
-    return true
-  end)
-  if not ok then return "retry", err end
-  return outcome, failure
+    end)
+  end
+  -- The transaction itself failed: the database is unreachable (a handler's failure is
+  -- counted above). Answering "retry" at once let the broker's retry backoff grow while
+  -- the database was down (daprd's policy reaches 15 s), and the deliveries queued behind
+  -- this one waited for it: `make chaos DAPR=1` saw events reach WebSocket clients 2 s
+  -- after a 3 s outage. So hold the delivery while the database is down and try again the
+  -- moment it answers, for up to M.DB_WAIT seconds (under daprd's delivery timeout).
+  local deadline = timer.monotonic() + M.DB_WAIT
+  while true do
+    local ok, err = attempt()
+    if ok then return outcome, failure end
+    if pg.query("SELECT 1 AS up") then return "retry", err end -- not an outage
+    repeat
+      timer.sleep(0.1)
+      if timer.monotonic() >= deadline then return "retry", err end
+    until pg.query("SELECT 1 AS up")
+  end
 end
+
+--- Seconds `handle` holds a delivery while the database is unreachable
+-- (BUS_DB_WAIT_SECONDS, default 10).
+M.DB_WAIT = tonumber(os.getenv("BUS_DB_WAIT_SECONDS") or "") or 10
 
 return M

@@ -143,7 +143,9 @@ function M.pump()
     local gen = wakeup.generation(l) -- before looking: a NOTIFY meanwhile is not lost
     local _, state = M.flush()
     if state == "error" then
-      if task.wait(1) then break end
+      -- the database is away: look again soon (a NOTIFY cannot wake us meanwhile), so
+      -- that events committed once it is back are published within a moment
+      if task.wait(0.25) then break end
     elseif state ~= "more" then
       if wakeup.wait(l, gen, M.POLL) then break end
     end
