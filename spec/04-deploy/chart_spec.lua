@@ -205,6 +205,7 @@ describe("Helm chart charts/todo-chatbot", function()
     AUTH_DEV_SECRET = "development tokens only; values.schema.json refuses it",
     LLM_API_KEY = "optional (the chat's model); the operator gives it with services.chat.secretEnv",
   }
+  local from_store = {} -- setting -> the Dapr secret it is read from (secrets.get)
   local function settings_read()
     local names = {}
     local files = h.sh("git ls-files core/src core/lua lua services | grep -E '\\.(c|lua)$'")
@@ -213,7 +214,9 @@ describe("Helm chart charts/todo-chatbot", function()
       local text = f:read("a")
       f:close()
       for n in text:gmatch('[%w_]*env[%w_]*%(%s*"([A-Z][A-Z0-9_]+)"') do names[n] = true end
-      for n in text:gmatch('secrets%.get%([^,]+,%s*"([A-Z][A-Z0-9_]+)"') do names[n] = true end
+      for secret, n in text:gmatch('secrets%.get%(%s*"([%w_.-]+)",%s*"([A-Z][A-Z0-9_]+)"') do
+        names[n], from_store[n] = true, secret
+      end
       for n in text:gmatch('{%s*"([A-Z][A-Z0-9_]+)",%s*"[a-z-]+", T_') do names[n] = true end
     end
     return names
@@ -239,6 +242,12 @@ describe("Helm chart charts/todo-chatbot", function()
               local readable = {}
               for _, r in ipairs(role.rules[1].resourceNames) do readable[r] = true end
               assert.is_true(readable["todo-database"], "daprd may not read the database Secret")
+            elseif from_store[n] then
+              -- read at run time through the Dapr secrets API (lua/secrets) with BUS=dapr:
+              -- the pods' Role must let daprd read that Secret
+              local readable = {}
+              for _, r in ipairs(role.rules[1].resourceNames) do readable[r] = true end
+              assert.is_true(readable[from_store[n]], "daprd may not read the Secret " .. from_store[n] .. " (" .. n .. ")")
             else
               assert.is_truthy(e[n], name .. " lacks " .. n)
               assert.is_truthy(e[n].valueFrom and e[n].valueFrom.secretKeyRef,
