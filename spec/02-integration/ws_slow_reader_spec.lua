@@ -75,9 +75,13 @@ describe("ws clients that never read", function()
     -- no queue ever held more than the bound (sampled every 50 writes)
     assert.is_true(largest <= BOUND, "a send queue held " .. largest .. " bytes")
     -- memory: what was addressed to the stalled client (12 MB) did not stay in the worker
+    -- (regular build only: under ASan freed memory sits in its quarantine, hundreds of MB by
+    -- design, so RSS says nothing there; the queue bound above is checked on both builds)
     local grown = (rss_kb(host.pid) - rss0) * 1024
-    assert.is_true(grown < bytes_sent / 2, string.format("RSS grew by %.1f MB for %.1f MB sent",
-      grown / 1e6, bytes_sent / 1e6))
+    if not (os.getenv("TODO_HOST") or ""):find("asan", 1, true) then
+      assert.is_true(grown < bytes_sent / 2, string.format("RSS grew by %.1f MB for %.1f MB sent",
+        grown / 1e6, bytes_sent / 1e6))
+    end
     -- the stalled client was cut off, by the bound
     assert.is_truthy(h.eventually(function()
       return metric(host, "todo_host_ws_queue_overflows_total") > overflows0
