@@ -444,10 +444,10 @@ def check_all(stack, writers, clients, report, outage=True):
         for tid, a in w.acked.items():
             acked += 1
             got = rows.get(tid)
-            if a["deleted"]:
-                lost += got is not None
-            elif got is None or got[0] < a["version"] or (got[0] == a["version"] and got[1] != a["title"]):
+            if (got is not None) if a["deleted"] else (
+                    got is None or got[0] < a["version"] or (got[0] == a["version"] and got[1] != a["title"])):
                 lost += 1
+                print("  lost: task %s acknowledged %r, database has %r" % (tid, a, got), flush=True)
     ops = sum(w.ops["acked"] for w in writers)
     check("acknowledged writes lost = 0", lost == 0, "%d lost of %d writes (%d tasks)" % (lost, ops, acked))
 
