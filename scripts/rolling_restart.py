@@ -31,13 +31,15 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 import websockets
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from chaos import free_port  # noqa: E402  (scripts/chaos.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLES = ["services/api", "services/websocket"]
@@ -48,14 +50,6 @@ TASKS_PER_CLIENT = 3
 
 def log(*a):
     print("rolling restart:", *a, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 # ---------------------------------------------------------------- processes

@@ -46,6 +46,15 @@ function M.sleep(seconds)
   require("timer").sleep(seconds)
 end
 
+--- A name no other run or spec has used: `prefix-<time>-<random>` (user ids, titles).
+function M.uid(prefix) return prefix .. "-" .. os.time() .. "-" .. math.random(1, 1e9) end
+
+--- Wait for the start of the next second, so a burst falls in one rate-limit window.
+function M.next_second()
+  local now = socket.gettime()
+  M.sleep(math.ceil(now) - now + 0.02)
+end
+
 --- A free TCP port on the loopback interface.
 function M.free_port()
   local s = assert(socket.bind("127.0.0.1", 0))

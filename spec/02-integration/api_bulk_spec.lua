@@ -2,7 +2,7 @@
 -- filter, all or nothing, validation, and the tag counts.
 local h = require "spec.helpers"
 
-local function uid(prefix) return prefix .. "-" .. os.time() .. "-" .. math.random(1, 1e9) end
+local uid = h.uid
 
 describe("Task API: bulk and tags", function()
   local host, token

@@ -456,7 +456,7 @@ describe("tasks.coalesce through HTTP", function()
     if host then host:stop() end
   end)
 
-  local function uid(prefix) return prefix .. "-" .. os.time() .. "-" .. math.random(1, 1e9) end
+  local uid = h.uid
 
   it("answers concurrent reads of one user's tasks to that user only", function()
     local alice, bob = h.token(uid("alice")), h.token(uid("bob"))

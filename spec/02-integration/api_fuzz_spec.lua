@@ -14,7 +14,7 @@ local json = require "json"
 local SEED = tonumber(os.getenv("FUZZ_SEED")) or 20261202
 local REQUESTS = tonumber(os.getenv("FUZZ_REQUESTS")) or 2500
 
-local function uid(prefix) return prefix .. "-" .. os.time() .. "-" .. math.random(1, 1e9) end
+local uid = h.uid
 
 -- A deterministic generator (math.random is shared with the rest of the suite).
 local function generator(seed)

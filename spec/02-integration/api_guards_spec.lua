@@ -3,7 +3,7 @@
 -- 1,000-task cap, and sort=title ordering by title rather than by creation.
 local h = require "spec.helpers"
 
-local function uid(prefix) return prefix .. "-" .. os.time() .. "-" .. math.random(1, 1e9) end
+local uid = h.uid
 
 describe("Task API guards", function()
   local host

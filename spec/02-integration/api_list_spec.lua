@@ -2,7 +2,7 @@
 -- pagination while tasks are being added, and list parameter validation.
 local h = require "spec.helpers"
 
-local function uid(prefix) return prefix .. "-" .. os.time() .. "-" .. math.random(1, 1e9) end
+local uid = h.uid
 
 describe("Task API: lists", function()
   local host, token, ids

@@ -9,13 +9,9 @@ local h = require "spec.helpers"
 local json = require "json"
 local socket = require "socket"
 
-local function uid(prefix) return prefix .. "-" .. os.time() .. "-" .. math.random(1, 1e9) end
+local uid = h.uid
 
--- Wait for the start of the next second, so a burst falls in one window.
-local function next_second()
-  local now = socket.gettime()
-  h.sleep(math.ceil(now) - now + 0.02)
-end
+local next_second = h.next_second
 
 -- Send raw requests at once, each on its own connection from local address `from`;
 -- returns the responses in order ({status=, body=, headers=}).

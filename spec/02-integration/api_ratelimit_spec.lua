@@ -4,15 +4,10 @@
 -- is 429 with Retry-After and the error body; other users are not affected.
 local h = require "spec.helpers"
 local json = require "json"
-local socket = require "socket"
 
-local function uid(prefix) return prefix .. "-" .. os.time() .. "-" .. math.random(1, 1e9) end
+local uid = h.uid
 
--- Wait for the start of the next second, so a burst falls in one window.
-local function next_second()
-  local now = socket.gettime()
-  h.sleep(math.ceil(now) - now + 0.02)
-end
+local next_second = h.next_second
 
 describe("per-user rate limit", function()
   local host

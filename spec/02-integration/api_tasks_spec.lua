@@ -2,7 +2,7 @@
 -- ETag / If-Match, odd input, and isolation between users.
 local h = require "spec.helpers"
 
-local function uid(prefix) return prefix .. "-" .. os.time() .. "-" .. math.random(1, 1e9) end
+local uid = h.uid
 
 describe("Task API: single tasks", function()
   local host, alice, bob

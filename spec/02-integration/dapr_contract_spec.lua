@@ -10,7 +10,7 @@ local json = require "json"
 local APP_TOKEN = "app-token-" .. crypto.hex(crypto.random_bytes(8))
 local API_TOKEN = "api-token-" .. crypto.hex(crypto.random_bytes(8))
 
-local function uid(prefix) return prefix .. "-" .. os.time() .. "-" .. math.random(1, 1e9) end
+local uid = h.uid
 
 -- A database with the bus tables (they come with the api bundle's migrations).
 local function bus_database()

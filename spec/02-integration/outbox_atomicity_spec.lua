@@ -12,7 +12,7 @@ local h = require "spec.helpers"
 local json = require "json"
 local tz = require "tz"
 
-local function uid(prefix) return prefix .. "-" .. os.time() .. "-" .. math.random(1, 1e9) end
+local uid = h.uid
 
 local DOOM = [[
   CREATE TABLE spec_doomed (title text NOT NULL, op text NOT NULL, PRIMARY KEY (title, op));

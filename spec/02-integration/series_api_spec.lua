@@ -3,7 +3,7 @@
 -- the scope of DELETE. The spawning of next occurrences is in series_events_spec.lua.
 local h = require "spec.helpers"
 
-local function uid(prefix) return prefix .. "-" .. os.time() .. "-" .. math.random(1, 1e9) end
+local uid = h.uid
 
 describe("series: the Task API", function()
   local host, alice

@@ -8,7 +8,7 @@ local h = require "spec.helpers"
 local tz = require "tz"
 local json = require "json"
 
-local function uid(prefix) return prefix .. "-" .. os.time() .. "-" .. math.random(1, 1e9) end
+local uid = h.uid
 
 local DAY = 86400
 

@@ -20,7 +20,7 @@ local function file_exists(p)
   return f ~= nil
 end
 
-local function uid(prefix) return prefix .. "-" .. os.time() .. "-" .. math.random(1, 1e9) end
+local uid = h.uid
 
 -- The process helpers every Dapr spec shares (spec/support/daprd.lua).
 local read, spawn, stop = daprd.read, daprd.spawn, daprd.stop
@@ -95,8 +95,7 @@ describe("Dapr end to end (real daprd, Redis Streams)", function()
     stop(consumer_dapr)
     stop(redis)
     h.sleep(0.5)
-    -- DAPR_E2E_KEEP=1 keeps the daprd and Redis logs for a look afterwards.
-    if dir and os.getenv("DAPR_E2E_KEEP") ~= "1" then os.execute("rm -rf " .. h.sh_quote(dir)) end
+    daprd.remove_dir(dir)
   end)
 
   local function seen_by(grp, subject)

@@ -11,6 +11,7 @@
 -- Neither daprd nor the broker is optional: when missing they are built or
 -- fetched, and the spec fails if that fails.
 local h = require "spec.helpers"
+local daprd = require "spec.support.daprd"
 local crypto = require "crypto"
 local json = require "json"
 
@@ -42,7 +43,7 @@ local function spawn(dir, name, env, cmd)
   return { pid = tonumber(read(dir .. "/" .. name .. ".pid")), log = dir .. "/" .. name .. ".log" }
 end
 
-local function uid(prefix) return prefix .. "-" .. os.time() .. "-" .. math.random(1, 1e9) end
+local uid = h.uid
 
 describe("Dapr end to end (real daprd, real Kafka in KRaft mode, SASL SCRAM over TLS)", function()
   local dir, kafka_dir, daprd_bin, db
@@ -143,7 +144,7 @@ describe("Dapr end to end (real daprd, real Kafka in KRaft mode, SASL SCRAM over
     end
     if kafka_dir then h.sh("scripts/kafka stop " .. h.sh_quote(kafka_dir)) end
     h.sleep(0.5)
-    if dir and os.getenv("DAPR_E2E_KEEP") ~= "1" then os.execute("rm -rf " .. h.sh_quote(dir)) end
+    daprd.remove_dir(dir)
   end)
 
   local function seen(grp, subject)

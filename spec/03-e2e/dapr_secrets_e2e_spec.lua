@@ -63,7 +63,7 @@ describe("the database URL from the Dapr secrets API (real daprd)", function()
     d.stop(sidecar)
     d.stop(redis)
     h.sleep(0.5)
-    if dir and os.getenv("DAPR_E2E_KEEP") ~= "1" then os.execute("rm -rf " .. h.sh_quote(dir)) end
+    d.remove_dir(dir)
   end)
 
   it("serves a task round trip with the URL it read from the secret store", function()

@@ -44,7 +44,7 @@ describe("Dapr state, secrets and cron binding (real daprd)", function()
     d.stop(sidecar)
     d.stop(redis)
     h.sleep(0.5)
-    if dir and os.getenv("DAPR_E2E_KEEP") ~= "1" then os.execute("rm -rf " .. h.sh_quote(dir)) end
+    d.remove_dir(dir)
   end)
 
   describe("state API", function()

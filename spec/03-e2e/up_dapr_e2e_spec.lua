@@ -13,7 +13,7 @@ local json = require "json"
 local tz = require "tz"
 
 local DAY = 86400
-local function uid(prefix) return prefix .. "-" .. os.time() .. "-" .. math.random(1, 1e9) end
+local uid = h.uid
 
 describe("make up-dapr (every service beside its own daprd)", function()
   local dir, up, svc = nil, nil, {}
@@ -38,7 +38,7 @@ describe("make up-dapr (every service beside its own daprd)", function()
   lazy_teardown(function()
     d.stop(up) -- its trap stops every host, daprd and Redis it started
     if up then h.eventually(function() return os.execute("kill -0 " .. up.pid .. " 2>/dev/null") ~= true end, 15) end
-    if dir and os.getenv("DAPR_E2E_KEEP") ~= "1" then os.execute("rm -rf " .. h.sh_quote(dir)) end
+    d.remove_dir(dir)
   end)
 
   local function api(method, path, token, body)

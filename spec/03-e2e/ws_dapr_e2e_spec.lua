@@ -78,7 +78,7 @@ describe("WebSocket over Dapr end to end (real daprd, Redis Streams)", function(
     stop(ws_dapr)
     stop(redis)
     h.sleep(0.5)
-    if dir and os.getenv("DAPR_E2E_KEEP") ~= "1" then os.execute("rm -rf " .. h.sh_quote(dir)) end
+    daprd.remove_dir(dir)
   end)
 
   it("delivers a REST change to the user's WebSocket through the broadcast pubsub, then replays it", function()

@@ -247,7 +247,8 @@ describe("Helm chart charts/todo-chatbot", function()
               -- the pods' Role must let daprd read that Secret
               local readable = {}
               for _, r in ipairs(role.rules[1].resourceNames) do readable[r] = true end
-              assert.is_true(readable[from_store[n]], "daprd may not read the Secret " .. from_store[n] .. " (" .. n .. ")")
+              assert.is_true(readable[from_store[n]],
+                "daprd may not read the Secret " .. from_store[n] .. " (" .. n .. ")")
             else
               assert.is_truthy(e[n], name .. " lacks " .. n)
               assert.is_truthy(e[n].valueFrom and e[n].valueFrom.secretKeyRef,

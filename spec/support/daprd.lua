@@ -34,6 +34,12 @@ function M.stop(p)
   if p and p.pid then os.execute("kill " .. p.pid .. " 2>/dev/null") end
 end
 
+--- Remove a spec's temporary directory (DAPR_E2E_KEEP=1 keeps its daprd, Redis and
+-- host logs for a look afterwards).
+function M.remove_dir(dir)
+  if dir and os.getenv("DAPR_E2E_KEEP") ~= "1" then os.execute("rm -rf " .. h.sh_quote(dir)) end
+end
+
 --- The daprd binary (built or taken from the cache; fails rather than skipping).
 function M.binary()
   local out, ok = h.sh("scripts/install-daprd")
