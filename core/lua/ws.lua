@@ -130,7 +130,7 @@ function M.handshake(ep, req)
   end
   local ok, why, status = core.accept(ep, sub, offered and ep.protocol or nil)
   if not ok then
-    local code = status == 503 and "too_many_connections" or status == 400 and "bad_upgrade" or "internal"
+    local code = status == 503 and "too_many_connections" or status == 400 and "bad_upgrade" or "internal_error"
     return refuse(status or 500, code, why)
   end
   return 101
