@@ -262,7 +262,9 @@ static int t_deep_pipelining(void) {
   resp r;
   int ok = 0;
   for (int i = 0; i < N; i++) {
-    if (read_response(fd, &r, 5000) != 0 || r.status != 200) break;
+    /* generous: the check is that every answer comes, not how fast (it failed once at 5 s
+     * on a machine running seven builds) */
+    if (read_response(fd, &r, 30000) != 0 || r.status != 200) break;
     ok++;
   }
   waitpid(writer, NULL, 0);
