@@ -61,6 +61,15 @@ void th_conn_error(th_conn *conn, int status, const char *code, const char *mess
 /* Whether conn closed while its handler ran (its answer is then dropped). */
 int th_conn_closed(th_conn *conn);
 
+/* The request being handled on conn. */
+th_request *th_conn_request(th_conn *conn);
+
+/* WebSocket (ws/upgrade.c): give the socket of conn to another owner. libuv cannot
+ * release a descriptor, so the new owner gets a dup(); bytes read past the request
+ * are appended to rest, and conn closes as if the peer had gone (the handler's answer
+ * is dropped). Returns the descriptor or a negative errno. */
+int th_conn_take_socket(th_conn *conn, th_buf *rest);
+
 /* The handler of conn's request finished: the server may free conn. */
 void th_http_dispatch_done(th_conn *conn);
 
