@@ -135,13 +135,11 @@ int th_server_port(void);
 /* Serve g from now on (its router is built here; the previous generation is
  * retired). Returns -1, changing nothing, when g's routes are refused. */
 int th_server_set_generation(th_generation *g);
-th_generation *th_server_generation(void);
 /* /readyz asks this whether the database is reachable (main.c sets the pg
  * primitive's probe); without one the database counts as ready. */
 void th_server_set_ready_probe(int (*probe)(void));
 void th_server_drain(void (*on_drained)(void));
 int th_server_draining(void);
 int th_server_active_connections(void);
-const char *th_status_text(int status);
 
 #endif
