@@ -1,7 +1,10 @@
 --- Housekeeping beside the scheduler (every worker of every replica runs `run`):
 -- notifications older than NOTIFICATION_RETENTION_DAYS (default 30) and finished
 -- deliveries (delivered or failed, with their attempts) older than
--- NOTIFICATION_DELIVERY_RETENTION_DAYS (default 30) are deleted, and webhook secrets
+-- NOTIFICATION_DELIVERY_RETENTION_DAYS (default 30) are deleted, so are reminder rows
+-- that will never fire again (`reminder_schedule`: fired, or skipped) once their time
+-- is older than NOTIFICATION_RETENTION_DAYS (an event redelivered that late does not
+-- happen: the row is kept that long so that one cannot re-arm it), and webhook secrets
 -- still in plain text or under the previous key are sealed under the current one
 -- (notification.secret_box). 0 days keeps rows for ever. Deleting a notification deletes
 -- its deliveries; one with a delivery still pending is kept until that one ends.
@@ -60,6 +63,15 @@ local PRUNE_NOTIFICATIONS = [[
     RETURNING 1
   ) SELECT count(*)::integer AS n FROM gone]]
 
+local PRUNE_SCHEDULE = [[
+  WITH gone AS (
+    DELETE FROM reminder_schedule WHERE id IN (
+      SELECT id FROM reminder_schedule
+      WHERE state <> 'scheduled' AND coalesce(fired_at, remind_at) < $1::timestamptz
+      ORDER BY coalesce(fired_at, remind_at) LIMIT $2 FOR UPDATE SKIP LOCKED)
+    RETURNING 1
+  ) SELECT count(*)::integer AS n FROM gone]]
+
 local function prune(sql, days)
   if days == 0 then return 0 end
   local rows, err = pg.query(sql, clock.iso(clock.now() - days * 86400), M.BATCH)
@@ -68,12 +80,14 @@ local function prune(sql, days)
 end
 
 --- One pass: batches until a batch comes back short (a pause between batches lets
--- other work in). Returns `{notifications =, deliveries =, sealed =}` counts, or nil, err.
+-- other work in). Returns `{notifications =, deliveries =, schedule =, sealed =}` counts,
+-- or nil, err.
 function M.pass()
-  local done = { notifications = 0, deliveries = 0, sealed = 0 }
+  local done = { notifications = 0, deliveries = 0, schedule = 0, sealed = 0 }
   for _, step in ipairs {
     { "deliveries", function() return prune(PRUNE_DELIVERIES, M.DELIVERY_DAYS) end },
     { "notifications", function() return prune(PRUNE_NOTIFICATIONS, M.NOTIFICATION_DAYS) end },
+    { "schedule", function() return prune(PRUNE_SCHEDULE, M.NOTIFICATION_DAYS) end },
     { "sealed", function() return secret_box.reseal_batch(M.BATCH) end },
   } do
     repeat
@@ -93,7 +107,7 @@ function M.run()
     local ok, done, err = pcall(M.pass)
     if not ok or not done then
       log.warn("notification: housekeeping pass failed", { error = tostring(ok and err or done) })
-    elseif done.notifications + done.deliveries + done.sealed > 0 then
+    elseif done.notifications + done.deliveries + done.schedule + done.sealed > 0 then
       log.info("notification: housekeeping", done)
     end
     task.wait(M.INTERVAL)

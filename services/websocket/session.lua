@@ -44,6 +44,9 @@ function M.on_open(conn)
     conn:close(1011, "event log unavailable")
     return
   end
+  -- The client may have gone while the query waited (a storm's client that gave up on
+  -- its handshake): a finished connection has no user any more, and nothing to greet.
+  if not conn.open then return end
   conn.base = newest
   if not sent[conn.user] then sent[conn.user] = newest end
   conn.last_seq = newest

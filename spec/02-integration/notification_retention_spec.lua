@@ -2,7 +2,8 @@
 -- NOTIFICATION_RETENTION_DAYS and finished deliveries older than
 -- NOTIFICATION_DELIVERY_RETENTION_DAYS are deleted in batches (of 3 here, so several
 -- batches run); recent rows, and an old notification whose delivery is still pending,
--- stay. Rows are aged by SQL.
+-- stay; reminder rows fired or skipped longer ago than NOTIFICATION_RETENTION_DAYS go
+-- too, scheduled ones stay. Rows are aged by SQL.
 local h = require "spec.helpers"
 local n = require "spec.support.notify"
 local json = require "json"
@@ -70,6 +71,43 @@ describe("notification retention", function()
       end
     end
     assert.are.same({ notifications = 8, deliveries = 9 }, pruned)
+  end)
+
+  it("prunes reminder rows that will never fire again once older than the retention", function()
+    local host = n.start { env = {
+      NOTIFICATION_RETENTION_DAYS = "30", NOTIFICATION_PRUNE_BATCH = "3", NOTIFICATION_PRUNE_INTERVAL_SECONDS = "1",
+    } }
+    finally(function() host:stop() end)
+    local url = host.database_url
+    -- 7 fired 40 days ago and 2 skipped whose time was 40 days ago (pruned); fired a day
+    -- ago, skipped a day ago, and two still scheduled (one due tomorrow, one set 40 days
+    -- ago for a day 40 days ahead) stay
+    h.psql([[
+      INSERT INTO reminder_schedule (user_id, task_id, rkey, remind_at, state, fired_at)
+      SELECT 'sched-ret', gen_random_uuid(), 'old-fired-' || g, now() - interval '40 days', 'fired',
+             now() - interval '40 days'
+      FROM generate_series(1, 7) g;
+      INSERT INTO reminder_schedule (user_id, task_id, rkey, remind_at, state)
+      SELECT 'sched-ret', gen_random_uuid(), 'old-skipped-' || g, now() - interval '40 days', 'skipped'
+      FROM generate_series(1, 2) g;
+      INSERT INTO reminder_schedule (user_id, task_id, rkey, remind_at, state, fired_at) VALUES
+        ('sched-ret', gen_random_uuid(), 'new-fired', now() - interval '1 day', 'fired', now() - interval '1 day'),
+        ('sched-ret', gen_random_uuid(), 'new-skipped', now() - interval '1 day', 'skipped', NULL),
+        ('sched-ret', gen_random_uuid(), 'tomorrow', now() + interval '1 day', 'scheduled', NULL),
+        ('sched-ret', gen_random_uuid(), 'far', now() + interval '40 days', 'scheduled', NULL);
+    ]], url)
+    assert.are.equal(13, count(host, "SELECT count(*) FROM reminder_schedule"))
+    assert.truthy(h.eventually(function()
+      return count(host, "SELECT count(*) FROM reminder_schedule") == 4
+    end, 15), host:log())
+    assert.are.equal("far|scheduled\nnew-fired|fired\nnew-skipped|skipped\ntomorrow|scheduled",
+      h.psql("SELECT rkey || '|' || state FROM reminder_schedule ORDER BY rkey", url))
+    local pruned = 0
+    for line in host:log():gmatch("[^\n]+") do
+      local ok, e = pcall(json.decode, line)
+      if ok and type(e) == "table" and e.msg == "notification: housekeeping" then pruned = pruned + e.schedule end
+    end
+    assert.are.equal(9, pruned)
   end)
 
   it("keeps everything with 0 days, and warns about a value that is not a whole number", function()

@@ -61,6 +61,15 @@ void th_conn_error(th_conn *conn, int status, const char *code, const char *mess
 /* Whether conn closed while its handler ran (its answer is then dropped). */
 int th_conn_closed(th_conn *conn);
 
+/* The request being handled on conn. */
+th_request *th_conn_request(th_conn *conn);
+
+/* WebSocket (ws/upgrade.c): give the socket of conn to another owner. libuv cannot
+ * release a descriptor, so the new owner gets a dup(); bytes read past the request
+ * are appended to rest, and conn closes as if the peer had gone (the handler's answer
+ * is dropped). Returns the descriptor or a negative errno. */
+int th_conn_take_socket(th_conn *conn, th_buf *rest);
+
 /* The handler of conn's request finished: the server may free conn. */
 void th_http_dispatch_done(th_conn *conn);
 
@@ -126,13 +135,11 @@ int th_server_port(void);
 /* Serve g from now on (its router is built here; the previous generation is
  * retired). Returns -1, changing nothing, when g's routes are refused. */
 int th_server_set_generation(th_generation *g);
-th_generation *th_server_generation(void);
 /* /readyz asks this whether the database is reachable (main.c sets the pg
  * primitive's probe); without one the database counts as ready. */
 void th_server_set_ready_probe(int (*probe)(void));
 void th_server_drain(void (*on_drained)(void));
 int th_server_draining(void);
 int th_server_active_connections(void);
-const char *th_status_text(int status);
 
 #endif

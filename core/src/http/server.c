@@ -123,13 +123,9 @@ void th_http_dispatch_done(th_conn *c) {
 
 int th_conn_closed(th_conn *c) { return c->phase == C_CLOSING; }
 
-/* WebSocket (ws/upgrade.c): give the socket of c to another owner. libuv cannot
- * release a descriptor, so the new owner gets a dup(); bytes read past the request
- * are appended to rest, and c closes as if the peer had gone (the handler's answer is
- * dropped). Returns the descriptor or a negative errno. */
-int th_conn_take_socket(th_conn *c, th_buf *rest);
-th_request *th_conn_request(th_conn *c);
 th_request *th_conn_request(th_conn *c) { return &c->req; }
+
+/* WebSocket (ws/upgrade.c): see http.h. */
 int th_conn_take_socket(th_conn *c, th_buf *rest) {
   uv_os_fd_t fd;
   if (c->phase == C_CLOSING || uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0) return -EBADF;

@@ -81,7 +81,7 @@ static void defaults(void) {
   th_cfg.drain_timeout_ms = 20000;
   th_cfg.drain_idle_grace_ms = 1000;
   th_cfg.cpu_budget_ms = 1000;
-  th_cfg.bundle_memory = 256; /* MiB until scaled below */
+  th_cfg.bundle_memory = 256; /* MiB (bundle.c turns it into bytes) */
   th_cfg.access_log = 1;
   th_cfg.lua_gc = "generational";
   th_cfg.pg_plan_cache_mode = "auto";

@@ -23,7 +23,7 @@ typedef struct th_config {
   int drain_timeout_ms;           /* graceful shutdown bound */
   int drain_idle_grace_ms;        /* draining: idle keep-alive connections may send one more */
   int cpu_budget_ms;              /* per unit of work; 500 above */
-  size_t bundle_memory;           /* bytes per bundle state */
+  size_t bundle_memory;           /* MiB per bundle state (BUNDLE_MEMORY_MB) */
   int access_log;                 /* 1: one JSON line per request */
   const char *lua_gc;             /* "generational" (default) or "incremental" */
   const char *pg_plan_cache_mode; /* PostgreSQL plan_cache_mode of every pool connection */

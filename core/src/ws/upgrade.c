@@ -18,9 +18,6 @@
 #include "http/http.h"
 #include "ws/upgrade.h"
 
-int th_conn_take_socket(th_conn *c, th_buf *rest);
-th_request *th_conn_request(th_conn *c);
-
 static int key_ok(const char *k, size_t n) {
   if (n < 16 || n > 64) return 0;
   for (size_t i = 0; i < n; i++) {
