@@ -142,7 +142,5 @@ describe("BUS=dapr, PostgreSQL away and back (real daprd, Redis Streams)", funct
       for _, r in ipairs(c:records()) do
         assert.is_nil(r.closed, "the WebSocket closed: " .. json.encode(r))
       end
-      print(string.format("\n[dapr recovery] 503 in %.3f s; first task on the WebSocket %.3f s after the " ..
-        "database's return (created +%.3f s, backlog %d)", answered, took, created, BACKLOG))
     end)
 end)
