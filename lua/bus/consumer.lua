@@ -131,7 +131,7 @@ end
 -- @tparam string group the consumer group (for broadcast: one per replica)
 -- @tparam function handler `handler(event, tx)`
 -- @tparam table event the CloudEvent
--- @tparam[opt] table opts `topic`, `max_attempts`, `idempotent` (the fast path above)
+-- @tparam[opt] table opts `topic`, `max_attempts`, `idempotent` (a fast path: see inside)
 -- @treturn string "done", "duplicate", "retry" (try again later) or "drop" (dead-lettered)
 -- @treturn ?string the error, for "retry" and "drop"
 function M.handle(group, handler, event, opts)
@@ -149,7 +149,8 @@ function M.handle(group, handler, event, opts)
   -- trips bound a topic's throughput: the websocket group's deliveries fell behind the
   -- writes on a loaded machine and `make chaos DAPR=1` saw the first task after a
   -- database outage reach WebSocket clients 2-4 s late, behind the backlog. A failure
-  -- (or an outage) takes the careful path below, which counts attempts and dead-letters.
+  -- (or an outage) takes the careful path below: the handler runs again with its record,
+  -- the attempt is counted and the event dead-lettered after max_attempts.
   if opts.idempotent then
     local fast = pg.tx(function(tx)
       local herr = M.call(tx, sub, event)
