@@ -169,7 +169,7 @@ end
 -- @treturn ?string the failure, for "retry" and "drop"
 function M.run(sub, event)
   return require("bus.consumer").handle(sub.group, sub.handler, event,
-    { topic = sub.topic, max_attempts = sub.max_attempts })
+    { topic = sub.topic, max_attempts = sub.max_attempts, idempotent = sub.idempotent })
 end
 
 --- Replace the runner (specs, or a bundle with its own).

@@ -16,8 +16,8 @@
 -- letters). Failures are retried with backoff and after
 -- `max_attempts` the event goes to bus_dead_letters (`todo-host events dead-letters`).
 -- `idempotent = true` says the handler's own writes already make a redelivery change
--- nothing (e.g. an insert keyed by the event id, ON CONFLICT DO NOTHING): the postgres
--- driver's fast path then skips the (group, event id) record, one row per event.
+-- nothing (e.g. an insert keyed by the event id, ON CONFLICT DO NOTHING): both drivers'
+-- fast paths then skip the (group, event id) record, one row per event.
 --
 -- The driver is chosen by the BUS environment variable (`postgres`, the default, or
 -- `dapr`); drivers live in lua/bus/drivers/ (see lua/bus/README.md for the interface).

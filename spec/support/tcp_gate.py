@@ -5,11 +5,13 @@
 forwards 127.0.0.1:LISTEN_PORT to 127.0.0.1:TARGET_PORT and prints "ready" once it
 listens. On SIGUSR1 it cuts every forwarded connection and stops listening (new
 connections are refused) for SHUT_SECONDS, then listens again, as a database that was
-stopped and started again. Not PostgreSQL: it only moves bytes.
+stopped and started again, and prints "open <unix time>" (when connections are accepted
+again: what recovery times are measured from). Not PostgreSQL: it only moves bytes.
 """
 import asyncio
 import signal
 import sys
+import time
 
 listen_port, target_port, shut_seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 conns = set()
@@ -57,6 +59,7 @@ async def shut():
     conns.clear()
     await asyncio.sleep(shut_seconds)
     await listen()
+    print("open %.3f" % time.time(), flush=True)
 
 
 async def main():

@@ -72,7 +72,8 @@ def main():
                         v = json.loads(m)
                     except ValueError:
                         v = m
-                    rec({"msg": v if len(m) < 2000 else "<%d bytes>" % len(m), "t": time.time() - start})
+                    rec({"msg": v if len(m) < 2000 else "<%d bytes>" % len(m), "t": time.time() - start,
+                         "at": time.time()})
                     if args.until and args.until in m:
                         await ws.close()
                         return
