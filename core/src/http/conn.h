@@ -33,7 +33,10 @@ struct th_conn {
   const char *error_msg;      /* why error_status, when a check of strict.c said */
   const char *exec_start;     /* what the running llhttp_execute was given */
   const char *value_span_end; /* end of the current header value's last span */
-  int last_send_queue;        /* SIOCOUTQ when its timer last ran while output was blocked */
+  int send_window;            /* answers wait for the client: its drain rate is being timed */
+  uint64_t out_total;         /* bytes handed to the socket (th__conn_write), ever */
+  uint64_t send_mark;         /* bytes the client had taken when the window (re)started */
+  uint64_t send_mark_ms;      /* and when (uv_now) */
   size_t header_bytes;
   size_t chunk_ext_bytes; /* chunk extensions count against MAX_BODY_BYTES */
   th_list link;           /* in `conns`: live connections, for draining */
@@ -64,6 +67,9 @@ void th__http_parser_settings(llhttp_settings_t *s);
 void th__http_respond_init(void);
 void th__http_assign_request_id(th_request *r);
 int th__conn_output_blocked(th_conn *c);
+/* Answers were left queued: time how fast the client takes them from now on (a
+ * window already running goes on). server.c's timer judges it (MIN_SEND_RATE_*). */
+void th__conn_send_window(th_conn *c);
 void th__conn_write(th_conn *c, const char *data, size_t len, int close_after);
 void th__conn_error_with(th_conn *c, int status, const char *code, const char *message,
                          const char *extra_headers);

@@ -130,6 +130,7 @@ static void on_written(uv_write_t *w, int status) {
     th__conn_close(c);
     return;
   }
+  if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) c->send_window = 0;
   /* Everything sent to a connection waiting for its next request: idle from now. */
   if (c->phase == C_IDLE && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
     th__conn_idle(c);
@@ -144,6 +145,7 @@ static void on_written(uv_write_t *w, int status) {
  * copy and no allocation. */
 void th__conn_write(th_conn *c, const char *data, size_t len, int close_after) {
   if (c->phase == C_CLOSING) return;
+  c->out_total += len;
   int n = 0;
   if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
@@ -231,6 +233,7 @@ void th_conn_respond(th_conn *c, th_response *res) {
   /* Answers the kernel did not take yet: the client has SEND_TIMEOUT_MS to make them
    * move (server.c, on_timeout); once they are all sent it is idle (on_written). */
   int queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0;
+  if (queued) th__conn_send_window(c);
   if (close_after) {
     if (queued) th__conn_set_timer(c, th_cfg.send_timeout_ms);
     c->phase = C_CLOSING;

@@ -244,20 +244,54 @@ static void conn_start_reading(th_conn *c) {
   }
 }
 
+/* Bytes c's client has taken so far: handed to the socket, less what libuv still
+ * queues and what the kernel has not had acknowledged (SIOCOUTQ). -1 when the socket
+ * cannot say. */
+static int64_t conn_delivered(th_conn *c) {
+  int fd, unacked;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0 || ioctl(fd, SIOCOUTQ, &unacked) < 0) return -1;
+  return (int64_t)c->out_total - (int64_t)uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) -
+         unacked;
+}
+
+void th__conn_send_window(th_conn *c) {
+  if (c->send_window) return;
+  int64_t got = conn_delivered(c);
+  c->send_window = 1;
+  c->send_mark = got < 0 ? 0 : (uint64_t)got;
+  c->send_mark_ms = uv_now(th_loop());
+}
+
+/* Answers still wait for c's client (it is not idle): over every SEND_TIMEOUT_MS
+ * window it must take MIN_SEND_RATE_BYTES_PER_SECOND's worth (at least one byte),
+ * or it is closed (a 408 would not reach it either). Judged on the bytes it took,
+ * not on whether the send queue moved at all: a client taking a little in every
+ * window moved it, and stayed for ever (slow_clients_spec). */
+static void send_window_check(th_conn *c) {
+  uint64_t now = uv_now(th_loop());
+  if (!c->send_window) th__conn_send_window(c);
+  uint64_t elapsed = now - c->send_mark_ms;
+  if (elapsed < (uint64_t)th_cfg.send_timeout_ms) {
+    /* another timer (a new request's header deadline) ran before the window's end */
+    th__conn_set_timer(c, th_cfg.send_timeout_ms - (int)elapsed);
+    return;
+  }
+  int64_t got = conn_delivered(c);
+  uint64_t need = th_cfg.min_send_rate * elapsed / 1000;
+  if (need < 1) need = 1;
+  if (got >= 0 && (uint64_t)got >= c->send_mark + need) {
+    c->send_mark = (uint64_t)got;
+    c->send_mark_ms = now;
+    th__conn_set_timer(c, th_cfg.send_timeout_ms);
+    return;
+  }
+  th__conn_close(c);
+}
+
 static void on_timeout(uv_timer_t *t) {
   th_conn *c = t->data;
   if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
-    /* Answers still wait for it (it is not idle): it is given time while the
-     * kernel's send queue moves (it reads, if slowly), and closed once it stops
-     * moving (a 408 would not reach it either). */
-    int fd, queued = -1;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &queued) == 0 &&
-        queued != c->last_send_queue) {
-      c->last_send_queue = queued;
-      th__conn_set_timer(c, th_cfg.send_timeout_ms);
-      return;
-    }
-    th__conn_close(c);
+    send_window_check(c);
     return;
   }
   if (c->phase == C_HEAD || c->phase == C_BODY) {
@@ -322,7 +356,6 @@ static th_conn *conn_new(void) {
   uv_timer_init(th_loop(), &c->timer);
   c->tcp.data = c->timer.data = c;
   c->refs = 2;
-  c->last_send_queue = -1;
   return c;
 }
 
