@@ -22,6 +22,8 @@ times each. The slow clients, a quarter each, reconnecting whenever the server c
 
 Prints per run p50/p99/max, errors and the load average, then the medians and the ratio
 slow/baseline; writes the table to bench/results/slow-clients.md. Standard library only.
+--kinds header,ws runs a part of the mix; SLOW_DEBUG=1 prints each run's slowest requests
+with their time in the run (what found the readers' cost, docs/reliability.md).
 
     scripts/slow-clients [BUILD_DIR] [--rate 100] [--seconds 20] [--runs 3] [--slow 500]
 """
@@ -263,15 +265,19 @@ def server_connections(port):
 
 
 def metric(port, name):
-    c = HTTPConnection("127.0.0.1", port, timeout=10)
-    c.request("GET", "/metrics")
-    text = c.getresponse().read().decode()
-    c.close()
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and (len(line) == len(name) or line[len(name)] in " {"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    """A counter summed over the workers: the ws/ counters are each worker's own (label
+    worker="pid") and a scrape reaches one worker, so scrape until each was seen."""
+    per_worker = {}
+    for _ in range(12):
+        c = HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+        c.close()
+        for line in text.splitlines():
+            if line.startswith(name + "{") or line.startswith(name + " "):
+                key, value = line.rsplit(" ", 1)
+                per_worker[key] = max(per_worker.get(key, 0.0), float(value))
+    return sum(per_worker.values())
 
 
 def summarize(samples):

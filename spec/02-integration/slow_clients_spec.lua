@@ -2,8 +2,9 @@
 -- its body, or that never reads its answers, is cut off by a deadline that activity
 -- does not extend, and while hundreds of them hang on, other clients are served.
 -- The deadlines: HEADER_TIMEOUT_MS from a request's first byte to the end of its
--- headers, BODY_TIMEOUT_MS from there to the end of its body, SEND_TIMEOUT_MS for
--- answers left unread (independent of KEEPALIVE_TIMEOUT_MS). The latency the normal
+-- headers, BODY_TIMEOUT_MS from there to the end of its body, SEND_TIMEOUT_MS windows
+-- for answers left unread or taken slower than MIN_SEND_RATE_BYTES_PER_SECOND
+-- (independent of KEEPALIVE_TIMEOUT_MS). The latency the normal
 -- clients keep meanwhile is measured by scripts/slow-clients (docs/reliability.md),
 -- not here. (WebSocket clients that never read: ws_primitive_spec, 1008.)
 local h = require "spec.helpers"
