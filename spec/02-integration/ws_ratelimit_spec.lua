@@ -53,8 +53,8 @@ local function frame(text)
   return string.char(0x81, 0x80 + #text, 0, 0, 0, 0) .. text
 end
 
--- Read server frames until a text frame whose payload matches `pattern`.
-local function wait_text(c, pattern)
+-- Read server frames until a text frame for which `want(decoded JSON)` is true.
+local function wait_text(c, want)
   c:settimeout(5)
   for _ = 1, 50 do
     local head, err = c:receive(2)
@@ -70,7 +70,8 @@ local function wait_text(c, pattern)
     end
     local payload = len > 0 and assert(c:receive(len)) or ""
     if op == 8 then return nil, "closed " .. payload end
-    if op == 1 and payload:find(pattern) then return payload end
+    local ok, msg = pcall(json.decode, payload)
+    if op == 1 and ok and type(msg) == "table" and want(msg) then return payload end
   end
   return nil, "no such message"
 end
@@ -119,8 +120,8 @@ describe("the WebSocket handshake's rate limits", function()
     for i, r in ipairs(flood) do
       if r.conn then
         r.conn:send(frame('{"type":"ping","id":' .. i .. '}'))
-        assert.is_truthy(wait_text(r.conn, '"type":"pong","id":' .. i .. '}'),
-          "an open connection stopped answering")
+        local pong, err = wait_text(r.conn, function(m) return m.type == "pong" and m.id == i end)
+        assert.is_truthy(pong, "an open connection stopped answering: " .. tostring(err))
       end
     end
   end)

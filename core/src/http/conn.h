@@ -21,7 +21,8 @@ struct th_conn {
   th_buf in; /* received, not yet parsed bytes start at in_off */
   size_t in_off;
   th_request req;
-  th_buf out; /* response being written */
+  th_buf out;  /* response being written */
+  th_buf pend; /* answers made while parsing what one read brought: written together */
   conn_phase phase;
   int refs; /* tcp + timer + a running handler */
   int reading;
@@ -40,6 +41,8 @@ struct th_conn {
   size_t header_bytes;
   size_t chunk_ext_bytes; /* chunk extensions count against MAX_BODY_BYTES */
   th_list link;           /* in `conns`: live connections, for draining */
+  th_list defer_link;     /* in `deferred` while `deferred` (server.c) */
+  int deferred;           /* parsed PIPELINE_TURN requests this loop turn: goes on next turn */
 };
 
 /* The 503s say when to come back, as lua/web/errors.lua's `unavailable` does. */
@@ -71,6 +74,9 @@ int th__conn_output_blocked(th_conn *c);
  * window already running goes on). server.c's timer judges it (MIN_SEND_RATE_*). */
 void th__conn_send_window(th_conn *c);
 void th__conn_write(th_conn *c, const char *data, size_t len, int close_after);
+/* Write the answers th__conn_write gathered while c was parsing (th__conn_continue
+ * calls it when it stops): pipelined requests cost one write, not one each. */
+void th__conn_flush(th_conn *c);
 void th__conn_error_with(th_conn *c, int status, const char *code, const char *message,
                          const char *extra_headers);
 /* 405 with the Allow header listing what the path accepts. */

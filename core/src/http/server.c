@@ -44,6 +44,42 @@ static th_metrics_route *m_healthz, *m_readyz, *m_metrics;
 
 static void conn_start_reading(th_conn *c);
 
+/* Fairness: one read may bring thousands of pipelined requests (a client that pipelines
+ * /healthz and never reads came back with ~1,900 every SEND_TIMEOUT_MS, and 125 of them
+ * at once stalled every other client for over a second: docs/reliability.md). A
+ * connection answers at most PIPELINE_TURN of them per loop turn; the rest wait for the
+ * next turn (an idle handle, so the loop does not block in poll meanwhile), unread
+ * input is not added to meanwhile, and the other connections get their turn between. */
+#define PIPELINE_TURN 32
+static uv_idle_t resume_idle;
+static int resume_idle_ready;
+static th_list deferred = TH_LIST_INIT(deferred);
+
+static void on_resume_idle(uv_idle_t *h) {
+  th_list batch = TH_LIST_INIT(batch);
+  th_list_move_all(&batch, &deferred); /* what defers again now waits for the next turn */
+  th_list *n;
+  while ((n = th_list_first(&batch))) {
+    th_conn *c = th_list_entry(n, th_conn, defer_link);
+    th_list_remove(n);
+    c->deferred = 0;
+    if (c->phase != C_CLOSING && c->phase != C_HANDLING && !c->parsing) th__conn_continue(c);
+  }
+  if (!th_list_first(&deferred)) uv_idle_stop(h);
+}
+
+static void conn_defer(th_conn *c) {
+  if (c->deferred) return;
+  if (!resume_idle_ready) {
+    uv_idle_init(th_loop(), &resume_idle);
+    uv_unref((uv_handle_t *)&resume_idle);
+    resume_idle_ready = 1;
+  }
+  c->deferred = 1;
+  th_list_push_back(&deferred, &c->defer_link);
+  uv_idle_start(&resume_idle, on_resume_idle);
+}
+
 /* ---- built-in endpoints ------------------------------------------------ */
 
 static void respond_simple(th_conn *c, int status, const char *ctype, const char *body, size_t len,
@@ -143,9 +179,14 @@ int th_conn_take_socket(th_conn *c, th_buf *rest) {
 
 /* Parse what is buffered; stops after one complete request (paused). */
 void th__conn_continue(th_conn *c) {
+  int answered = 0;
   c->parsing = 1;
   while (c->phase != C_HANDLING && c->phase != C_CLOSING && c->in_off < c->in.len &&
          !th__conn_output_blocked(c)) {
+    if (answered == PIPELINE_TURN) {
+      conn_defer(c);
+      break;
+    }
     const char *start = c->in.data + c->in_off;
     size_t len = c->in.len - c->in_off;
     c->exec_start = start;
@@ -155,6 +196,7 @@ void th__conn_continue(th_conn *c) {
     } else if (err == HPE_PAUSED) {
       c->in_off = (size_t)(llhttp_get_error_pos(&c->parser) - c->in.data);
       llhttp_resume(&c->parser);
+      answered++;
       dispatch(c);
       if (c->phase == C_HANDLING) break; /* a handler runs; continue when it answers */
       continue;
@@ -184,6 +226,8 @@ void th__conn_continue(th_conn *c) {
     }
   }
   c->parsing = 0;
+  th__conn_flush(c);
+  if (c->phase == C_CLOSING) return;
   /* Compact the input buffer once everything is parsed. */
   if (c->in_off == c->in.len) {
     c->in.len = 0;
@@ -233,7 +277,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
  * buffer without bound in either direction. */
 static void conn_start_reading(th_conn *c) {
   int want =
-      c->phase != C_CLOSING && !th__conn_output_blocked(c) &&
+      c->phase != C_CLOSING && !c->deferred && !th__conn_output_blocked(c) &&
       !(c->phase == C_HANDLING && c->in.len - c->in_off > th_cfg.max_header + th_cfg.max_body);
   if (want && !c->reading) {
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -331,9 +375,14 @@ void th__conn_close(th_conn *c) {
   if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
   c->phase = C_CLOSING;
   th_list_remove(&c->link);
+  if (c->deferred) {
+    th_list_remove(&c->defer_link);
+    c->deferred = 0;
+  }
   n_conns--;
   th_buf_free(&c->in);
   th_buf_free(&c->out);
+  th_buf_free(&c->pend);
   th_buf_free(&c->req.url);
   th_buf_free(&c->req.hbuf);
   th_buf_free(&c->req.body);
