@@ -3,7 +3,7 @@
 #   make test   C tests, Lua specs against a real PostgreSQL, then the same under ASan+UBSan
 .PHONY: up-dapr chaos
 .PHONY: soak
-.PHONY: run test build build-asan test-fast test-asan test-frontend bench bench-ws lint format clean bootstrap check-deploy eval-chat fuzz
+.PHONY: run test build build-asan test-fast test-asan test-frontend bench bench-ws bench-slow lint format clean bootstrap check-deploy eval-chat fuzz
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
@@ -52,6 +52,11 @@ bench: bootstrap build
 # WebSocket: memory per connection, fan-out and broadcast latency (docs/benchmarks.md).
 bench-ws: bootstrap build
 	@scripts/bench-ws $(BUILD)
+
+# Normal clients' p50/p99 (paced, open loop) with and without 500 slow clients, alternating
+# runs (docs/reliability.md). BENCH_SLOW_ARGS="--runs 5 --seconds 30" for more.
+bench-slow: bootstrap build
+	@scripts/slow-clients $(BUILD) $(BENCH_SLOW_ARGS)
 
 # Faults under load: SIGKILLs, a PostgreSQL crash-restart, WebSocket cuts; then the checks
 # (docs/reliability.md). CHAOS_ARGS="--seconds 600 --seed 7" for a longer or repeated run.

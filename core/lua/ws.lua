@@ -15,6 +15,7 @@
 --       on_message = function(conn, text, is_binary) end,
 --       on_close = function(conn, code) end,
 --       on_rate_limited = function(conn) end,   -- optional: a message was dropped
+--       ratelimit = require "web.ratelimit",     -- optional: limits of the handshake
 --       },
 --     }
 --
@@ -28,7 +29,13 @@
 -- written when the socket is writable; a queue over WS_SEND_QUEUE_BYTES closes the
 -- connection with 1008.
 --
--- The handshake (GET `path`, answered before any upgrade): `Origin` must be in
+-- The handshake (GET `path`, answered before any upgrade): with a `ratelimit` (an
+-- object with `check_address(address)` and `check(user)`, lua/web/ratelimit.lua's
+-- interface, answering nil or a refusal), every handshake counts against the client
+-- address's budget first (RATE_LIMIT_PER_ADDRESS_PER_SECOND, before any other check: a
+-- flood of upgrades costs no token verification) and, once its token is verified,
+-- against the user's (RATE_LIMIT_PER_SECOND): over either, 429 with `Retry-After` and
+-- no upgrade; open connections are not counted. `Origin` must be in
 -- WS_ALLOWED_ORIGINS (comma-separated; empty allows all) or 403; the bearer token comes
 -- from the sub-protocol `bearer.<token>` or the query parameter `access_token` and is
 -- verified by the `auth` module, or 401; over WS_MAX_CONNECTIONS per worker, 503.
@@ -92,6 +99,11 @@ end
 -- @tparam table req the request
 -- @return status, body, headers (refusals); after an upgrade the answer is dropped
 function M.handshake(ep, req)
+  local limiter = ep.ratelimit
+  if limiter then
+    local limited, body, headers = limiter.check_address(req.client_address)
+    if limited then return limited, body, headers end
+  end
   local h = req.headers
   if not has_token(h.upgrade, "websocket") or not has_token(h.connection, "upgrade") then
     return refuse(426, "upgrade_required", "this path speaks WebSocket: send an Upgrade: websocket request",
@@ -128,6 +140,10 @@ function M.handshake(ep, req)
   if type(sub) ~= "string" or sub == "" or #sub > 255 then
     return refuse(401, "unauthorized", "the token has no usable subject")
   end
+  if limiter then
+    local limited, body, headers = limiter.check(sub)
+    if limited then return limited, body, headers end
+  end
   local ok, why, status = core.accept(ep, sub, offered and ep.protocol or nil)
   if not ok then
     local code = status == 503 and "too_many_connections" or status == 400 and "bad_upgrade" or "internal_error"
@@ -154,6 +170,10 @@ function M.define(manifest)
   end
   for _, name in ipairs { "on_open", "on_message", "on_close", "on_rate_limited" } do
     if ep[name] ~= nil and type(ep[name]) ~= "function" then error("websocket." .. name .. " must be a function", 0) end
+  end
+  local rl = ep.ratelimit
+  if rl ~= nil and (type(rl) ~= "table" or type(rl.check_address) ~= "function" or type(rl.check) ~= "function") then
+    error("websocket.ratelimit must have check_address(address) and check(user) (web.ratelimit)", 0)
   end
   manifest.routes = manifest.routes or {}
   local function handshake(req) return M.handshake(ep, req) end

@@ -2,12 +2,14 @@
 -- its body, or that never reads its answers, is cut off by a deadline that activity
 -- does not extend, and while hundreds of them hang on, other clients are served.
 -- The deadlines: HEADER_TIMEOUT_MS from a request's first byte to the end of its
--- headers, BODY_TIMEOUT_MS from there to the end of its body, SEND_TIMEOUT_MS for
--- answers left unread (independent of KEEPALIVE_TIMEOUT_MS). The latency the normal
+-- headers, BODY_TIMEOUT_MS from there to the end of its body, SEND_TIMEOUT_MS windows
+-- for answers left unread or taken slower than MIN_SEND_RATE_BYTES_PER_SECOND
+-- (independent of KEEPALIVE_TIMEOUT_MS). The latency the normal
 -- clients keep meanwhile is measured by scripts/slow-clients (docs/reliability.md),
 -- not here. (WebSocket clients that never read: ws_primitive_spec, 1008.)
 local h = require "spec.helpers"
 local socket = require "socket"
+local json = require "json"
 
 -- Send `first`, then one `piece` every `every` seconds until the server answers or
 -- closes; returns what it answered and after how long.
@@ -130,5 +132,57 @@ describe("slow clients", function()
       c:close()
     end
     assert.are.equal(300, timed_out)
+  end)
+end)
+
+-- MIN_SEND_RATE_BYTES_PER_SECOND: a client with answers waiting must take that many bytes
+-- a second, judged over each SEND_TIMEOUT_MS window; it used to be enough that the send
+-- queue moved at all in a window, so a client draining a little every window stayed for
+-- ever. The client (spec/support/slow_reader.py) pipelines four 1 MB echoes (about 8 MB
+-- of answers, more than the kernel buffers: the server must queue) and reads them at a
+-- set pace with a 4 KiB receive buffer, watching its TCP state. (The windows are 1 s
+-- here; on loopback the receive window opens a buffer at a time, so the paces are far
+-- above the byte-a-second of the real attack, and the rate is raised to match.)
+describe("slow clients: the minimum send rate", function()
+  local function slow_read(port, args)
+    local out = h.sh("/usr/bin/python3 spec/support/slow_reader.py --port " .. port .. " " .. args)
+    local ok, r = pcall(json.decode, out:match("[^\n]*$"))
+    assert(ok and type(r) == "table", out)
+    if r.closed_after == json.null then r.closed_after = nil end
+    return r
+  end
+  local function start(rate)
+    return h.start { bundles = { "spec/fixtures/hello" }, no_database = true,
+      env = { ACCESS_LOG = 0, SEND_TIMEOUT_MS = 1000, MIN_SEND_RATE_BYTES_PER_SECOND = rate } }
+  end
+
+  it("closes a client that reads a byte at a time within two windows (the default rate)", function()
+    local host = start(nil)
+    finally(function() host:stop() end)
+    local r = slow_read(host.port, "--chunk 1 --every 0.02 --seconds 4")
+    assert.is_truthy(r.closed_after, "a client reading 50 bytes/s was never closed")
+    assert.is_true(r.closed_after < 2.5, "closed only after " .. tostring(r.closed_after) .. " s")
+    assert.is_true(r.answers < 4)
+  end)
+
+  it("closes a client that reads every window but below the rate, and keeps one at 64 KB/s", function()
+    local host = start(32768)
+    local off = start(0)
+    finally(function() host:stop() off:stop() end)
+    -- 16 KB/s, half the rate: the queue moves every window
+    local slow = slow_read(host.port, "--chunk 4096 --every 0.25 --seconds 4")
+    assert.is_truthy(slow.closed_after, "a client below the rate was kept: " .. json.encode(slow))
+    assert.is_true(slow.closed_after < 2.5, "closed only after " .. slow.closed_after .. " s")
+    assert.is_true(slow.answers < 4)
+    -- the same client with the rate off (0: the queue must only move) is kept, so it is
+    -- the rate that cut it
+    local kept = slow_read(off.port, "--chunk 4096 --every 0.25 --seconds 4")
+    assert.is_nil(kept.closed_after, json.encode(kept))
+    assert.are.equal(4, kept.answers)
+    -- a slow but reasonable reader, 64 KB/s for 4 windows, then the rest at once
+    local fine = slow_read(host.port, "--chunk 16384 --every 0.25 --seconds 4")
+    assert.is_nil(fine.closed_after, "a 64 KB/s reader was cut: " .. json.encode(fine))
+    assert.are.equal(4, fine.answers)
+    assert.is_true(fine.read_slowly >= 200000, "read only " .. fine.read_slowly .. " bytes in 4 s")
   end)
 end)

@@ -21,7 +21,8 @@ struct th_conn {
   th_buf in; /* received, not yet parsed bytes start at in_off */
   size_t in_off;
   th_request req;
-  th_buf out; /* response being written */
+  th_buf out;  /* response being written */
+  th_buf pend; /* answers made while parsing what one read brought: written together */
   conn_phase phase;
   int refs; /* tcp + timer + a running handler */
   int reading;
@@ -33,10 +34,15 @@ struct th_conn {
   const char *error_msg;      /* why error_status, when a check of strict.c said */
   const char *exec_start;     /* what the running llhttp_execute was given */
   const char *value_span_end; /* end of the current header value's last span */
-  int last_send_queue;        /* SIOCOUTQ when its timer last ran while output was blocked */
+  int send_window;            /* answers wait for the client: its drain rate is being timed */
+  uint64_t out_total;         /* bytes handed to the socket (th__conn_write), ever */
+  uint64_t send_mark;         /* bytes the client had taken when the window (re)started */
+  uint64_t send_mark_ms;      /* and when (uv_now) */
   size_t header_bytes;
   size_t chunk_ext_bytes; /* chunk extensions count against MAX_BODY_BYTES */
   th_list link;           /* in `conns`: live connections, for draining */
+  th_list defer_link;     /* in `deferred` while `deferred` (server.c) */
+  int deferred;           /* parsed PIPELINE_TURN requests this loop turn: goes on next turn */
 };
 
 /* The 503s say when to come back, as lua/web/errors.lua's `unavailable` does. */
@@ -64,7 +70,13 @@ void th__http_parser_settings(llhttp_settings_t *s);
 void th__http_respond_init(void);
 void th__http_assign_request_id(th_request *r);
 int th__conn_output_blocked(th_conn *c);
+/* Answers were left queued: time how fast the client takes them from now on (a
+ * window already running goes on). server.c's timer judges it (MIN_SEND_RATE_*). */
+void th__conn_send_window(th_conn *c);
 void th__conn_write(th_conn *c, const char *data, size_t len, int close_after);
+/* Write the answers th__conn_write gathered while c was parsing (th__conn_continue
+ * calls it when it stops): pipelined requests cost one write, not one each. */
+void th__conn_flush(th_conn *c);
 void th__conn_error_with(th_conn *c, int status, const char *code, const char *message,
                          const char *extra_headers);
 /* 405 with the Allow header listing what the path accepts. */

@@ -118,7 +118,8 @@ void th__http_assign_request_id(th_request *r) {
 /* Unsent response bytes of c over th_cfg.max_pending_output: the connection is
  * neither read nor parsed until the client takes its answers (backpressure). */
 int th__conn_output_blocked(th_conn *c) {
-  return uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > th_cfg.max_pending_output;
+  return uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + c->pend.len >
+         th_cfg.max_pending_output;
 }
 
 static void on_written(uv_write_t *w, int status) {
@@ -130,6 +131,7 @@ static void on_written(uv_write_t *w, int status) {
     th__conn_close(c);
     return;
   }
+  if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) c->send_window = 0;
   /* Everything sent to a connection waiting for its next request: idle from now. */
   if (c->phase == C_IDLE && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
     th__conn_idle(c);
@@ -142,8 +144,9 @@ static void on_written(uv_write_t *w, int status) {
 
 /* Queue bytes; uv_try_write first so that the common small response needs no
  * copy and no allocation. */
-void th__conn_write(th_conn *c, const char *data, size_t len, int close_after) {
+static void write_now(th_conn *c, const char *data, size_t len, int close_after) {
   if (c->phase == C_CLOSING) return;
+  c->out_total += len;
   int n = 0;
   if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
@@ -168,6 +171,34 @@ void th__conn_write(th_conn *c, const char *data, size_t len, int close_after) {
   if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) < 0) {
     free(wr);
     th__conn_close(c);
+  }
+}
+
+/* The answers of one read's pipelined requests went out one write each: a client
+ * pipelining /healthz made the server spend a system call per 250 bytes (measured in
+ * docs/reliability.md, "Slow clients"). While parsing, answers are gathered (up to
+ * PEND_MAX) and written when the parser stops. */
+#define PEND_MAX 65536
+
+void th__conn_write(th_conn *c, const char *data, size_t len, int close_after) {
+  if (c->phase == C_CLOSING) return;
+  if (c->parsing && !close_after && c->pend.len + len <= PEND_MAX) {
+    th_buf_add(&c->pend, data, len);
+    return;
+  }
+  th__conn_flush(c);
+  write_now(c, data, len, close_after);
+}
+
+void th__conn_flush(th_conn *c) {
+  size_t n = c->pend.len;
+  if (!n || c->phase == C_CLOSING) return;
+  c->pend.len = 0;
+  write_now(c, c->pend.data, n, 0); /* copies what the socket does not take at once */
+  if (c->phase != C_CLOSING && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
+    /* as th_conn_respond does for an answer left queued */
+    th__conn_send_window(c);
+    if (c->phase == C_IDLE) th__conn_set_timer(c, th_cfg.send_timeout_ms);
   }
 }
 
@@ -231,6 +262,7 @@ void th_conn_respond(th_conn *c, th_response *res) {
   /* Answers the kernel did not take yet: the client has SEND_TIMEOUT_MS to make them
    * move (server.c, on_timeout); once they are all sent it is idle (on_written). */
   int queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0;
+  if (queued) th__conn_send_window(c);
   if (close_after) {
     if (queued) th__conn_set_timer(c, th_cfg.send_timeout_ms);
     c->phase = C_CLOSING;

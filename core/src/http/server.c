@@ -44,6 +44,42 @@ static th_metrics_route *m_healthz, *m_readyz, *m_metrics;
 
 static void conn_start_reading(th_conn *c);
 
+/* Fairness: one read may bring thousands of pipelined requests (a client that pipelines
+ * /healthz and never reads came back with ~1,900 every SEND_TIMEOUT_MS, and 125 of them
+ * at once stalled every other client for over a second: docs/reliability.md). A
+ * connection answers at most PIPELINE_TURN of them per loop turn; the rest wait for the
+ * next turn (an idle handle, so the loop does not block in poll meanwhile), unread
+ * input is not added to meanwhile, and the other connections get their turn between. */
+#define PIPELINE_TURN 32
+static uv_idle_t resume_idle;
+static int resume_idle_ready;
+static th_list deferred = TH_LIST_INIT(deferred);
+
+static void on_resume_idle(uv_idle_t *h) {
+  th_list batch = TH_LIST_INIT(batch);
+  th_list_move_all(&batch, &deferred); /* what defers again now waits for the next turn */
+  th_list *n;
+  while ((n = th_list_first(&batch))) {
+    th_conn *c = th_list_entry(n, th_conn, defer_link);
+    th_list_remove(n);
+    c->deferred = 0;
+    if (c->phase != C_CLOSING && c->phase != C_HANDLING && !c->parsing) th__conn_continue(c);
+  }
+  if (!th_list_first(&deferred)) uv_idle_stop(h);
+}
+
+static void conn_defer(th_conn *c) {
+  if (c->deferred) return;
+  if (!resume_idle_ready) {
+    uv_idle_init(th_loop(), &resume_idle);
+    uv_unref((uv_handle_t *)&resume_idle);
+    resume_idle_ready = 1;
+  }
+  c->deferred = 1;
+  th_list_push_back(&deferred, &c->defer_link);
+  uv_idle_start(&resume_idle, on_resume_idle);
+}
+
 /* ---- built-in endpoints ------------------------------------------------ */
 
 static void respond_simple(th_conn *c, int status, const char *ctype, const char *body, size_t len,
@@ -139,9 +175,14 @@ int th_conn_take_socket(th_conn *c, th_buf *rest) {
 
 /* Parse what is buffered; stops after one complete request (paused). */
 void th__conn_continue(th_conn *c) {
+  int answered = 0;
   c->parsing = 1;
   while (c->phase != C_HANDLING && c->phase != C_CLOSING && c->in_off < c->in.len &&
          !th__conn_output_blocked(c)) {
+    if (answered == PIPELINE_TURN) {
+      conn_defer(c);
+      break;
+    }
     const char *start = c->in.data + c->in_off;
     size_t len = c->in.len - c->in_off;
     c->exec_start = start;
@@ -151,6 +192,7 @@ void th__conn_continue(th_conn *c) {
     } else if (err == HPE_PAUSED) {
       c->in_off = (size_t)(llhttp_get_error_pos(&c->parser) - c->in.data);
       llhttp_resume(&c->parser);
+      answered++;
       dispatch(c);
       if (c->phase == C_HANDLING) break; /* a handler runs; continue when it answers */
       continue;
@@ -180,6 +222,8 @@ void th__conn_continue(th_conn *c) {
     }
   }
   c->parsing = 0;
+  th__conn_flush(c);
+  if (c->phase == C_CLOSING) return;
   /* Compact the input buffer once everything is parsed. */
   if (c->in_off == c->in.len) {
     c->in.len = 0;
@@ -229,7 +273,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
  * buffer without bound in either direction. */
 static void conn_start_reading(th_conn *c) {
   int want =
-      c->phase != C_CLOSING && !th__conn_output_blocked(c) &&
+      c->phase != C_CLOSING && !c->deferred && !th__conn_output_blocked(c) &&
       !(c->phase == C_HANDLING && c->in.len - c->in_off > th_cfg.max_header + th_cfg.max_body);
   if (want && !c->reading) {
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -240,20 +284,54 @@ static void conn_start_reading(th_conn *c) {
   }
 }
 
+/* Bytes c's client has taken so far: handed to the socket, less what libuv still
+ * queues and what the kernel has not had acknowledged (SIOCOUTQ). -1 when the socket
+ * cannot say. */
+static int64_t conn_delivered(th_conn *c) {
+  int fd, unacked;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0 || ioctl(fd, SIOCOUTQ, &unacked) < 0) return -1;
+  return (int64_t)c->out_total - (int64_t)uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) -
+         unacked;
+}
+
+void th__conn_send_window(th_conn *c) {
+  if (c->send_window) return;
+  int64_t got = conn_delivered(c);
+  c->send_window = 1;
+  c->send_mark = got < 0 ? 0 : (uint64_t)got;
+  c->send_mark_ms = uv_now(th_loop());
+}
+
+/* Answers still wait for c's client (it is not idle): over every SEND_TIMEOUT_MS
+ * window it must take MIN_SEND_RATE_BYTES_PER_SECOND's worth (at least one byte),
+ * or it is closed (a 408 would not reach it either). Judged on the bytes it took,
+ * not on whether the send queue moved at all: a client taking a little in every
+ * window moved it, and stayed for ever (slow_clients_spec). */
+static void send_window_check(th_conn *c) {
+  uint64_t now = uv_now(th_loop());
+  if (!c->send_window) th__conn_send_window(c);
+  uint64_t elapsed = now - c->send_mark_ms;
+  if (elapsed < (uint64_t)th_cfg.send_timeout_ms) {
+    /* another timer (a new request's header deadline) ran before the window's end */
+    th__conn_set_timer(c, th_cfg.send_timeout_ms - (int)elapsed);
+    return;
+  }
+  int64_t got = conn_delivered(c);
+  uint64_t need = th_cfg.min_send_rate * elapsed / 1000;
+  if (need < 1) need = 1;
+  if (got >= 0 && (uint64_t)got >= c->send_mark + need) {
+    c->send_mark = (uint64_t)got;
+    c->send_mark_ms = now;
+    th__conn_set_timer(c, th_cfg.send_timeout_ms);
+    return;
+  }
+  th__conn_close(c);
+}
+
 static void on_timeout(uv_timer_t *t) {
   th_conn *c = t->data;
   if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
-    /* Answers still wait for it (it is not idle): it is given time while the
-     * kernel's send queue moves (it reads, if slowly), and closed once it stops
-     * moving (a 408 would not reach it either). */
-    int fd, queued = -1;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &queued) == 0 &&
-        queued != c->last_send_queue) {
-      c->last_send_queue = queued;
-      th__conn_set_timer(c, th_cfg.send_timeout_ms);
-      return;
-    }
-    th__conn_close(c);
+    send_window_check(c);
     return;
   }
   if (c->phase == C_HEAD || c->phase == C_BODY) {
@@ -293,9 +371,14 @@ void th__conn_close(th_conn *c) {
   if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
   c->phase = C_CLOSING;
   th_list_remove(&c->link);
+  if (c->deferred) {
+    th_list_remove(&c->defer_link);
+    c->deferred = 0;
+  }
   n_conns--;
   th_buf_free(&c->in);
   th_buf_free(&c->out);
+  th_buf_free(&c->pend);
   th_buf_free(&c->req.url);
   th_buf_free(&c->req.hbuf);
   th_buf_free(&c->req.body);
@@ -318,7 +401,6 @@ static th_conn *conn_new(void) {
   uv_timer_init(th_loop(), &c->timer);
   c->tcp.data = c->timer.data = c;
   c->refs = 2;
-  c->last_send_queue = -1;
   return c;
 }
 
@@ -342,6 +424,15 @@ static void on_connection(uv_stream_t *server, int status) {
 /* Serve an accepted connection (its tcp handle is open). */
 static void conn_start(th_conn *c) {
   uv_tcp_nodelay(&c->tcp, 1);
+  /* The kernel takes at most MAX_PENDING_OUTPUT_BYTES of answers not yet sent; the
+   * rest waits in libuv's queue, where backpressure sees it. Without this a socket's
+   * autotuned buffer held megabytes more of a client that never reads (2.8 MB measured
+   * on loopback), and such a client made the server answer thousands of pipelined
+   * requests per connection before it stopped being read (docs/reliability.md). */
+  uv_os_fd_t fd;
+  int lowat = (int)th_cfg.max_pending_output;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
   th__peer_address(&c->tcp, c->req.peer, sizeof c->req.peer);
   llhttp_init(&c->parser, HTTP_REQUEST, &settings);
   c->parser.data = c;

@@ -45,6 +45,8 @@ static setting settings[] = {
     {"KEEPALIVE_TIMEOUT_MS", "keepalive-timeout", T_INT, &th_cfg.keepalive_timeout_ms, 10, 3600000,
      NULL},
     {"SEND_TIMEOUT_MS", "send-timeout", T_INT, &th_cfg.send_timeout_ms, 10, 3600000, NULL},
+    {"MIN_SEND_RATE_BYTES_PER_SECOND", "min-send-rate", T_SIZE, &th_cfg.min_send_rate, 0, 1L << 30,
+     NULL},
     {"MAX_CONNECTIONS", "max-connections", T_INT, &th_cfg.max_connections, 1, 1000000, NULL},
     {"DRAIN_TIMEOUT_MS", "drain-timeout", T_INT, &th_cfg.drain_timeout_ms, 0, 3600000, NULL},
     {"DRAIN_IDLE_GRACE_MS", "drain-idle-grace", T_INT, &th_cfg.drain_idle_grace_ms, 0, 3600000,
@@ -77,6 +79,7 @@ static void defaults(void) {
   th_cfg.body_timeout_ms = 30000;
   th_cfg.keepalive_timeout_ms = 60000;
   th_cfg.send_timeout_ms = 30000;
+  th_cfg.min_send_rate = 1024;
   th_cfg.max_connections = 10000;
   th_cfg.drain_timeout_ms = 20000;
   th_cfg.drain_idle_grace_ms = 1000;

@@ -18,7 +18,8 @@ typedef struct th_config {
   int header_timeout_ms;          /* 408 when headers are not complete in time */
   int body_timeout_ms;            /* 408 when the body stalls */
   int keepalive_timeout_ms;       /* idle keep-alive connections are closed */
-  int send_timeout_ms;            /* unsent answers that do not move for this long: closed */
+  int send_timeout_ms;            /* the window over which unsent answers must move */
+  size_t min_send_rate;           /* bytes/s a client with answers waiting must take; else closed */
   int max_connections;            /* per worker; 503 above */
   int drain_timeout_ms;           /* graceful shutdown bound */
   int drain_idle_grace_ms;        /* draining: idle keep-alive connections may send one more */
