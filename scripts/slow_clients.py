@@ -265,8 +265,8 @@ def server_connections(port):
 
 
 def metric(port, name):
-    """A counter summed over the workers: the ws/ counters are each worker's own (label
-    worker="pid") and a scrape reaches one worker, so scrape until each was seen."""
+    """A metric summed over its samples (the ws/ counters are the group's totals, the
+    gauges one sample per worker); a few scrapes, keeping each sample's largest value."""
     per_worker = {}
     for _ in range(12):
         c = HTTPConnection("127.0.0.1", port, timeout=10)

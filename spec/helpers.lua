@@ -381,6 +381,21 @@ function M.send_together(port, raws)
   return results
 end
 
+--- The sum of a metric's samples in one scrape of `host`'s /metrics (every sample of
+-- `name`, with or without labels, whose line contains `labels` when given).
+function M.metric(host, name, labels)
+  local _, body = host:request("GET", "/metrics")
+  local total = 0
+  for line in tostring(body):gmatch("[^\n]+") do
+    local rest = line:sub(#name + 1, #name + 1)
+    if line:sub(1, #name) == name and (rest == "{" or rest == " ")
+        and (not labels or line:find(labels, 1, true)) then
+      total = total + tonumber(line:match(" (%S+)$"))
+    end
+  end
+  return total
+end
+
 --- Send `n` requests at once on `n` connections and wait for all answers;
 -- returns a list of {status=, body=, at=seconds since start}.
 function M.concurrent(port, n, method, path_fn, opts)

@@ -4,6 +4,7 @@
 -- split), equal to the requests made across both workers, never going backwards
 -- between scrapes. Gauges stay per worker, labelled with its pid, for every worker.
 local h = require "spec.helpers"
+local wsc = require "spec.support.wsclient"
 
 local function sample(metrics, series)
   local found = {}
@@ -68,5 +69,50 @@ describe("/metrics with WORKERS=2", function()
     assert.are.equal(2, h.eventually(function()
       return serving_pids(host, "/metrics") == 2 and 2 or serving_pids(host, "/metrics")
     end))
+  end)
+end)
+
+describe("/metrics of WebSocket connections with WORKERS=2", function()
+  local host
+
+  lazy_setup(function()
+    host = h.start { bundles = { "spec/fixtures/ws-echo" }, no_database = true, workers = 2 }
+  end)
+  lazy_teardown(function() if host then host:stop() end end)
+
+  it("shows the group's counters and every worker's gauges in every scrape", function()
+    local N = 8
+    local clients = {}
+    for i = 1, N do
+      clients[i] = wsc.open { port = host.port, path = "/echo", protocols = { "echo.v1" },
+        token = h.token("metrics-" .. i), send = { "echo hi" }, seconds = 30 }
+    end
+    for i = 1, N do assert.are.same({ "open metrics-" .. i, "hi" }, clients[i]:wait_count(2)) end
+
+    local function connections(metrics)
+      local workers, open = 0, 0
+      for _, n in metrics:gmatch('\ntodo_host_ws_connections{worker="(%d+)"} (%d+)') do
+        workers, open = workers + 1, open + tonumber(n)
+      end
+      return workers, open
+    end
+    -- a worker publishes its gauges every second: wait out the one that has not yet
+    assert.is_truthy(h.eventually(function()
+      local _, metrics = host:request("GET", "/metrics")
+      return select(2, connections(metrics)) == N
+    end, 5))
+    for i = 1, 30 do
+      local _, metrics = host:request("GET", "/metrics")
+      assert.are.same({ N }, sample(metrics, "todo_host_ws_accepted_total"), "scrape " .. i)
+      assert.are.same({ N }, sample(metrics, 'todo_host_ws_messages_total{direction="in"}'), "scrape " .. i)
+      assert.are.same({ 2 * N }, sample(metrics, 'todo_host_ws_messages_total{direction="out"}'), "scrape " .. i)
+      -- the connections gauge: one sample per worker, adding up to every open connection
+      local workers, open = connections(metrics)
+      assert.are.equal(2, workers, "scrape " .. i)
+      assert.are.equal(N, open, "scrape " .. i)
+    end
+    assert.are.equal(2, h.eventually(function()
+      return serving_pids(host, "/metrics") == 2 and 2 or serving_pids(host, "/metrics")
+    end), "the scrapes were not answered by both workers")
   end)
 end)

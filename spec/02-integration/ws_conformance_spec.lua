@@ -19,16 +19,7 @@ local function case_ids()
   return ids
 end
 
-local function metric(host, name, labels)
-  local _, body = host:request("GET", "/metrics")
-  local total = 0
-  for line in tostring(body):gmatch("[^\n]+") do
-    if line:sub(1, #name + 1) == name .. "{" and line:find(labels, 1, true) then
-      total = total + tonumber(line:match(" (%S+)$"))
-    end
-  end
-  return total
-end
+local metric = h.metric
 
 describe("ws conformance (RFC 6455, Autobahn case categories) against /ws", function()
   local host, results, summary, raw

@@ -6,16 +6,7 @@
 local h = require "spec.helpers"
 local wsc = require "spec.support.wsclient"
 
-local function metric(host, name, labels)
-  local _, body = host:request("GET", "/metrics")
-  local total = 0
-  for line in tostring(body):gmatch("[^\n]+") do
-    if line:sub(1, #name + 1) == name .. "{" and (not labels or line:find(labels, 1, true)) then
-      total = total + tonumber(line:match(" (%S+)$"))
-    end
-  end
-  return total
-end
+local metric = h.metric
 
 local function texts(messages)
   local out = {}

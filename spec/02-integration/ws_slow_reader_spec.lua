@@ -12,16 +12,7 @@ local BOUND = 256 * 1024 -- WS_SEND_QUEUE_BYTES of this host
 local WRITES = 3000      -- task creations of the busy user
 local DESCRIPTION = string.rep("d", 4000) -- the largest description: each event ~4.5 KB
 
-local function metric(host, name, labels)
-  local _, body = host:request("GET", "/metrics")
-  local total = 0
-  for line in tostring(body):gmatch("[^\n]+") do
-    if line:sub(1, #name + 1) == name .. "{" and (not labels or line:find(labels, 1, true)) then
-      total = total + tonumber(line:match(" (%S+)$"))
-    end
-  end
-  return total
-end
+local metric = h.metric
 
 local function rss_kb(pid)
   local f = assert(io.open("/proc/" .. pid .. "/status"))

@@ -14,14 +14,7 @@ local wsc = require "spec.support.wsclient"
 
 local CONNECTIONS = 400 -- under the default 1,024 descriptors of the host and the client
 
-local function metric(host, name)
-  local _, body = host:request("GET", "/metrics")
-  local total = 0
-  for line in tostring(body):gmatch("[^\n]+") do
-    if line:sub(1, #name + 1) == name .. "{" then total = total + tonumber(line:match(" (%S+)$")) end
-  end
-  return total
-end
+local metric = h.metric
 
 local function read_file(path)
   local f = io.open(path)

@@ -9,6 +9,8 @@
  * that restarts keeps adding to them). Gauges are per process by nature: each
  * worker publishes its own (pool, Lua memory) in its slot of the same mapping,
  * and they are rendered with a `worker` label (the pid) for every live worker.
+ * Folders above runtime/ (ws/) keep their counters and per-worker gauges in the
+ * same mapping, by name (th_metrics_counter, th_metrics_gauge).
  * Route labels are declared patterns, never raw paths, so the number of series
  * stays bounded; the mapping is never freed (it lives as long as the processes).
  */
@@ -31,6 +33,9 @@ static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 #define MAX_WORKERS 256
 #define MAX_BUNDLES 32
 #define ROUTE_LEN 120
+#define MAX_NAMED 48 /* counters of folders above runtime/ (ws/: 13) */
+#define MAX_GAUGES 8
+#define SAMPLE_LEN 96
 
 /* Shared: one (route, method, status) counter. Entries below n_series are
  * complete (published with a release store of n_series, read with acquire). */
@@ -55,6 +60,7 @@ typedef struct shm_worker {
   unsigned seq;
   int pool_in_use, pool_idle, pool_waiting;
   int n_bundles;
+  int64_t gauges[MAX_GAUGES]; /* th_metrics_gauge_set */
   struct {
     char name[48];
     int retired;
@@ -69,6 +75,12 @@ typedef struct shm {
   shm_series series[MAX_SERIES];
   shm_hist hists[MAX_HISTS];
   shm_worker workers[MAX_WORKERS];
+  int n_named, n_gauges;
+  struct {
+    char sample[SAMPLE_LEN];
+    uint64_t count;
+  } named[MAX_NAMED];
+  char gauge_names[MAX_GAUGES][SAMPLE_LEN];
 } shm;
 
 static shm *g;              /* the mapping */
@@ -247,13 +259,67 @@ void th_metrics_start(void) {
   uv_unref((uv_handle_t *)&publish_timer); /* never keeps the loop alive */
 }
 
+#define MAX_PUBLISHERS 4
+static void (*publishers[MAX_PUBLISHERS])(void);
+static int n_publishers;
+
+void th_metrics_add_publisher(void (*publish)(void)) {
+  for (int i = 0; i < n_publishers; i++)
+    if (publishers[i] == publish) return;
+  if (n_publishers == MAX_PUBLISHERS) abort(); /* a programming error: raise MAX_PUBLISHERS */
+  publishers[n_publishers++] = publish;
+}
+
 void th_metrics_publish(void) {
   shm_worker *w = slot();
   if (!w) return;
   write_begin(w);
   w->n_bundles = 0;
   th_states_visit(publish_state, w);
+  for (int i = 0; i < n_publishers; i++) /* their th_metrics_gauge_set calls land inside */
+    publishers[i]();
   write_end(w);
+}
+
+/* Only from a publisher: it runs inside th_metrics_publish's write section. */
+void th_metrics_gauge_set(int id, int64_t value) {
+  if (my_slot && id >= 0 && id < MAX_GAUGES) my_slot->gauges[id] = value;
+}
+
+uint64_t *th_metrics_counter(const char *sample) {
+  shm *s = the_shm();
+  uint64_t *found = NULL;
+  lock(s);
+  for (int i = 0; i < s->n_named && !found; i++)
+    if (!strncmp(s->named[i].sample, sample, SAMPLE_LEN - 1)) found = &s->named[i].count;
+  if (!found && s->n_named < MAX_NAMED) {
+    snprintf(s->named[s->n_named].sample, SAMPLE_LEN, "%s", sample);
+    found = &s->named[s->n_named++].count;
+  }
+  unlock(s);
+  return found;
+}
+
+void th_metrics_add(uint64_t *counter, uint64_t n) {
+  if (counter) __atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
+}
+
+uint64_t th_metrics_counter_value(const uint64_t *counter) {
+  return counter ? __atomic_load_n(counter, __ATOMIC_RELAXED) : 0;
+}
+
+int th_metrics_gauge(const char *name) {
+  shm *s = the_shm();
+  int id = -1;
+  lock(s);
+  for (int i = 0; i < s->n_gauges && id < 0; i++)
+    if (!strncmp(s->gauge_names[i], name, SAMPLE_LEN - 1)) id = i;
+  if (id < 0 && s->n_gauges < MAX_GAUGES) {
+    snprintf(s->gauge_names[s->n_gauges], SAMPLE_LEN, "%s", name);
+    id = s->n_gauges++;
+  }
+  unlock(s);
+  return id;
 }
 
 static void label(th_buf *out, const char *s) { th_buf_json_escape(out, s, strlen(s)); }
@@ -272,6 +338,27 @@ static int read_worker(const shm_worker *w, shm_worker *copy) {
   return 0;
 }
 
+/* Consistent copies of every live worker's gauges, each with its pid. */
+static int live_workers(shm *s, shm_worker *copies) {
+  int nw = 0;
+  for (int i = 0; i < MAX_WORKERS; i++) {
+    int pid = __atomic_load_n(&s->workers[i].pid, __ATOMIC_ACQUIRE);
+    if (pid == 0 || (pid != (int)getpid() && kill(pid, 0) != 0)) continue;
+    if (read_worker(&s->workers[i], &copies[nw]) && copies[nw].pid == pid) nw++;
+  }
+  return nw;
+}
+
+void th_metrics_render_gauge(th_buf *out, int id) {
+  static shm_worker copies[MAX_WORKERS];
+  shm *s = the_shm();
+  if (id < 0 || id >= MAX_GAUGES) return;
+  int nw = live_workers(s, copies);
+  for (int i = 0; i < nw; i++)
+    th_buf_printf(out, "%s{worker=\"%d\"} %lld\n", s->gauge_names[id], copies[i].pid,
+                  (long long)copies[i].gauges[id]);
+}
+
 /* Samples of folders above runtime/ (ws/), added at start-up. */
 #define MAX_RENDERERS 4
 static void (*renderers[MAX_RENDERERS])(th_buf *out);
@@ -286,9 +373,9 @@ void th_metrics_add_renderer(void (*render)(th_buf *out)) {
 
 void th_metrics_render(th_buf *out) {
   shm *s = the_shm();
+  th_metrics_publish();                 /* this worker's gauges as of now */
   for (int i = 0; i < n_renderers; i++) /* ws/ and other folders above runtime/ */
     renderers[i](out);
-  th_metrics_publish(); /* this worker's gauges as of now */
   th_buf_adds(out, "# HELP todo_host_http_requests_total HTTP requests by route, method and status "
                    "(all workers).\n"
                    "# TYPE todo_host_http_requests_total counter\n");
@@ -336,12 +423,7 @@ void th_metrics_render(th_buf *out) {
 
   /* Gauges of every live worker, each with its pid. */
   static shm_worker copies[MAX_WORKERS];
-  int nw = 0;
-  for (int i = 0; i < MAX_WORKERS; i++) {
-    int pid = __atomic_load_n(&s->workers[i].pid, __ATOMIC_ACQUIRE);
-    if (pid == 0 || (pid != (int)getpid() && kill(pid, 0) != 0)) continue;
-    if (read_worker(&s->workers[i], &copies[nw]) && copies[nw].pid == pid) nw++;
-  }
+  int nw = live_workers(s, copies);
   th_buf_adds(out, "# HELP todo_host_pg_pool_connections Database pool connections by state.\n"
                    "# TYPE todo_host_pg_pool_connections gauge\n");
   for (int i = 0; i < nw; i++)

@@ -36,4 +36,25 @@ void th_metrics_render(th_buf *out);
 /* Add samples rendered by a folder above runtime/ (ws/, at start-up). */
 void th_metrics_add_renderer(void (*render)(th_buf *out));
 
+/* Counters and gauges of folders above runtime/ (ws/), kept in the shared table
+ * too, so that whichever worker answers a scrape shows the group's.
+ *
+ * th_metrics_counter finds or makes the counter of one sample ("name" or
+ * "name{label=\"v\"}"), once, at start-up; NULL when the table is full, and
+ * th_metrics_add ignores NULL. Render it with th_metrics_counter_value.
+ *
+ * A gauge is per worker: th_metrics_gauge gives the id of a name (-1 when the
+ * table is full); a publisher (th_metrics_add_publisher, called whenever the
+ * worker publishes its gauges: every second and before it renders a scrape)
+ * sets this worker's value with th_metrics_gauge_set, and
+ * th_metrics_render_gauge writes `name{worker="pid"} value` for every live
+ * worker. */
+uint64_t *th_metrics_counter(const char *sample);
+void th_metrics_add(uint64_t *counter, uint64_t n);
+uint64_t th_metrics_counter_value(const uint64_t *counter);
+int th_metrics_gauge(const char *name);
+void th_metrics_add_publisher(void (*publish)(void));
+void th_metrics_gauge_set(int id, int64_t value);
+void th_metrics_render_gauge(th_buf *out, int id);
+
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/metrics.h"
 #include "ws/ws.h"
 
 th_ws_limits th_ws_cfg;
@@ -48,17 +49,20 @@ void th_ws_read_config(void) {
 
 /* ---- counters ---------------------------------------------------------- */
 
-static uint64_t n_in, n_out, n_overflows, n_accepted;
+/* In the table the workers share (runtime/metrics), so that a scrape answered by
+ * any worker shows the group's totals; found once, by th_ws_metrics_init. */
+static uint64_t *n_in, *n_out, *n_overflows, *n_accepted;
 static const int close_codes[] = {1000, 1001, 1002, 1006, 1007, 1008, 1009, 1011, 0};
-static uint64_t n_closes[sizeof close_codes / sizeof close_codes[0]];
+static uint64_t *n_closes[sizeof close_codes / sizeof close_codes[0]];
+static int g_conns = -1, g_queued = -1, g_largest = -1; /* per-worker gauges */
 
-void th_ws__count_in(void) { n_in++; }
+void th_ws__count_in(void) { th_metrics_add(n_in, 1); }
 
 void th_ws__count_close(int code) {
   size_t i = 0;
   while (close_codes[i] && close_codes[i] != code)
     i++;
-  n_closes[i]++; /* the last slot counts every other code */
+  th_metrics_add(n_closes[i], 1); /* the last slot counts every other code */
 }
 
 /* ---- the index --------------------------------------------------------- */
@@ -100,7 +104,7 @@ void th_ws__index(th_ws_conn *c) {
   if (all) all->all_prev = c;
   all = c;
   n_conns++;
-  n_accepted++;
+  th_metrics_add(n_accepted, 1);
 }
 
 static void unindex(th_ws_conn *c) {
@@ -181,7 +185,7 @@ void th_ws__close(th_ws_conn *c, int code, const char *reason) {
  * queues freed. Returns whether it overflowed. */
 static int overflows(th_ws_conn *c, size_t len) {
   if (c->queued + c->held_bytes + len <= th_ws_cfg.send_queue_bytes) return 0;
-  n_overflows++;
+  th_metrics_add(n_overflows, 1);
   th_log(NULL, "warn", "ws: connection %llu of %s: send queue over %zu bytes, closing (1008)",
          (unsigned long long)c->id, c->user, th_ws_cfg.send_queue_bytes);
   th_ws__close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue overflow");
@@ -265,7 +269,7 @@ int th_ws__writable(th_ws_conn *c) {
   if (!c->head) c->tail = NULL;
   c->queued -= m->len;
   free(m);
-  n_out++;
+  th_metrics_add(n_out, 1);
   if (c->head) lws_callback_on_writable(c->wsi);
   return 0;
 }
@@ -283,51 +287,79 @@ int th_ws__rate_ok(th_ws_conn *c) {
 
 /* ---- /metrics ---------------------------------------------------------- */
 
-void th_ws_metrics_render(th_buf *out) {
-  int pid = (int)getpid();
+/* This worker's gauges, published with its other gauges (every second and before a
+ * scrape it answers). */
+static void publish_gauges(void) {
   size_t queued = 0, largest = 0;
   for (th_ws_conn *c = all; c; c = c->all_next) {
     size_t n = c->queued + c->held_bytes;
     queued += n;
     if (n > largest) largest = n;
   }
-  th_buf_printf(out,
-                "# HELP todo_host_ws_send_queue_bytes Bytes queued for WebSocket clients that "
-                "have not taken them yet (all connections; each is bounded by "
-                "WS_SEND_QUEUE_BYTES).\n"
-                "# TYPE todo_host_ws_send_queue_bytes gauge\n"
-                "todo_host_ws_send_queue_bytes{worker=\"%d\"} %zu\n"
-                "# HELP todo_host_ws_send_queue_largest_bytes The longest send queue of one "
-                "WebSocket connection.\n"
-                "# TYPE todo_host_ws_send_queue_largest_bytes gauge\n"
-                "todo_host_ws_send_queue_largest_bytes{worker=\"%d\"} %zu\n",
-                pid, queued, pid, largest);
-  th_buf_printf(out,
-                "# HELP todo_host_ws_connections Open WebSocket connections.\n"
-                "# TYPE todo_host_ws_connections gauge\n"
-                "todo_host_ws_connections{worker=\"%d\"} %d\n"
-                "# HELP todo_host_ws_accepted_total WebSocket handshakes accepted.\n"
-                "# TYPE todo_host_ws_accepted_total counter\n"
-                "todo_host_ws_accepted_total{worker=\"%d\"} %llu\n"
-                "# HELP todo_host_ws_messages_total WebSocket messages by direction.\n"
-                "# TYPE todo_host_ws_messages_total counter\n"
-                "todo_host_ws_messages_total{worker=\"%d\",direction=\"in\"} %llu\n"
-                "todo_host_ws_messages_total{worker=\"%d\",direction=\"out\"} %llu\n"
-                "# HELP todo_host_ws_queue_overflows_total Connections closed (1008) because "
-                "their send queue went over WS_SEND_QUEUE_BYTES.\n"
-                "# TYPE todo_host_ws_queue_overflows_total counter\n"
-                "todo_host_ws_queue_overflows_total{worker=\"%d\"} %llu\n"
-                "# HELP todo_host_ws_closes_total WebSocket closes by code (ours or the peer's; "
-                "1006: no close frame).\n"
-                "# TYPE todo_host_ws_closes_total counter\n",
-                pid, n_conns, pid, (unsigned long long)n_accepted, pid, (unsigned long long)n_in,
-                pid, (unsigned long long)n_out, pid, (unsigned long long)n_overflows);
+  th_metrics_gauge_set(g_conns, n_conns);
+  th_metrics_gauge_set(g_queued, (int64_t)queued);
+  th_metrics_gauge_set(g_largest, (int64_t)largest);
+}
+
+void th_ws_metrics_init(void) {
+  char sample[96];
+  n_accepted = th_metrics_counter("todo_host_ws_accepted_total");
+  n_in = th_metrics_counter("todo_host_ws_messages_total{direction=\"in\"}");
+  n_out = th_metrics_counter("todo_host_ws_messages_total{direction=\"out\"}");
+  n_overflows = th_metrics_counter("todo_host_ws_queue_overflows_total");
   for (size_t i = 0; i < sizeof close_codes / sizeof close_codes[0]; i++) {
     if (close_codes[i])
-      th_buf_printf(out, "todo_host_ws_closes_total{worker=\"%d\",code=\"%d\"} %llu\n", pid,
-                    close_codes[i], (unsigned long long)n_closes[i]);
+      snprintf(sample, sizeof sample, "todo_host_ws_closes_total{code=\"%d\"}", close_codes[i]);
     else
-      th_buf_printf(out, "todo_host_ws_closes_total{worker=\"%d\",code=\"other\"} %llu\n", pid,
-                    (unsigned long long)n_closes[i]);
+      snprintf(sample, sizeof sample, "todo_host_ws_closes_total{code=\"other\"}");
+    n_closes[i] = th_metrics_counter(sample);
+  }
+  g_conns = th_metrics_gauge("todo_host_ws_connections");
+  g_queued = th_metrics_gauge("todo_host_ws_send_queue_bytes");
+  g_largest = th_metrics_gauge("todo_host_ws_send_queue_largest_bytes");
+  th_metrics_add_publisher(publish_gauges);
+}
+
+static void counter(th_buf *out, const char *sample, const uint64_t *c) {
+  th_buf_printf(out, "%s %llu\n", sample, (unsigned long long)th_metrics_counter_value(c));
+}
+
+/* Counters: the group's totals; gauges: every live worker's, labelled with its pid. */
+void th_ws_metrics_render(th_buf *out) {
+  th_buf_adds(out, "# HELP todo_host_ws_send_queue_bytes Bytes queued for WebSocket clients that "
+                   "have not taken them yet (all connections of a worker; each is bounded by "
+                   "WS_SEND_QUEUE_BYTES).\n"
+                   "# TYPE todo_host_ws_send_queue_bytes gauge\n");
+  th_metrics_render_gauge(out, g_queued);
+  th_buf_adds(out, "# HELP todo_host_ws_send_queue_largest_bytes The longest send queue of one "
+                   "WebSocket connection of a worker.\n"
+                   "# TYPE todo_host_ws_send_queue_largest_bytes gauge\n");
+  th_metrics_render_gauge(out, g_largest);
+  th_buf_adds(out, "# HELP todo_host_ws_connections Open WebSocket connections.\n"
+                   "# TYPE todo_host_ws_connections gauge\n");
+  th_metrics_render_gauge(out, g_conns);
+  th_buf_adds(out, "# HELP todo_host_ws_accepted_total WebSocket handshakes accepted (all "
+                   "workers).\n"
+                   "# TYPE todo_host_ws_accepted_total counter\n");
+  counter(out, "todo_host_ws_accepted_total", n_accepted);
+  th_buf_adds(out, "# HELP todo_host_ws_messages_total WebSocket messages by direction (all "
+                   "workers).\n"
+                   "# TYPE todo_host_ws_messages_total counter\n");
+  counter(out, "todo_host_ws_messages_total{direction=\"in\"}", n_in);
+  counter(out, "todo_host_ws_messages_total{direction=\"out\"}", n_out);
+  th_buf_adds(out, "# HELP todo_host_ws_queue_overflows_total Connections closed (1008) because "
+                   "their send queue went over WS_SEND_QUEUE_BYTES (all workers).\n"
+                   "# TYPE todo_host_ws_queue_overflows_total counter\n");
+  counter(out, "todo_host_ws_queue_overflows_total", n_overflows);
+  th_buf_adds(out, "# HELP todo_host_ws_closes_total WebSocket closes by code (ours or the peer's; "
+                   "1006: no close frame; all workers).\n"
+                   "# TYPE todo_host_ws_closes_total counter\n");
+  for (size_t i = 0; i < sizeof close_codes / sizeof close_codes[0]; i++) {
+    char sample[96];
+    if (close_codes[i])
+      snprintf(sample, sizeof sample, "todo_host_ws_closes_total{code=\"%d\"}", close_codes[i]);
+    else
+      snprintf(sample, sizeof sample, "todo_host_ws_closes_total{code=\"other\"}");
+    counter(out, sample, n_closes[i]);
   }
 }

@@ -362,6 +362,7 @@ int luaopen_th_ws_core(lua_State *L) {
 
 void th_ws_register(void) {
   th_primitives_add("ws.core", luaopen_th_ws_core);
+  th_ws_metrics_init();
   th_metrics_add_renderer(th_ws_metrics_render);
 }
 

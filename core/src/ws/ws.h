@@ -82,6 +82,8 @@ int th_ws__writable(th_ws_conn *c); /* WRITEABLE callback: 0 or -1 to close */
 int th_ws__rate_ok(th_ws_conn *c);
 void th_ws__count_in(void);
 void th_ws__count_close(int code);
+/* th_ws_register: find the counters and gauges in the workers' shared metrics table. */
+void th_ws_metrics_init(void);
 th_ws_conn *th_ws__all_first(void);
 
 /* prim_ws.c: calling the bundle's handlers */
