@@ -147,7 +147,9 @@ function M.start(opts)
   local self = setmetatable({}, Host)
   self.port = opts.port or M.free_port()
   self.database_url = opts.database_url or (opts.no_database and "" or M.new_database())
-  self.dir = M.sh("mktemp -d /tmp/todo-spec-host.XXXXXX")
+  -- under TODO_SPEC_TMP when scripts/test sets it: scripts/check-logs reads every host's
+  -- log of the run there
+  self.dir = M.sh("mktemp -d " .. sh_quote((os.getenv("TODO_SPEC_TMP") or "/tmp") .. "/todo-spec-host.XXXXXX"))
   self.logfile = self.dir .. "/host.log"
   local env = {
     PORT = self.port, WORKERS = opts.workers or 1, DATABASE_URL = self.database_url,

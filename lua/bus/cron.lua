@@ -35,7 +35,7 @@ function M.routes(name, on_tick)
       local ok, err = pcall(on_tick)
       if not ok then
         log.error("cron tick failed", { binding = name, error = tostring(err) })
-        return 500, { error = { code = "tick_failed", message = "the tick handler failed" } }
+        return 500, { error = { code = "internal_error", message = "the tick handler failed (see the log)" } }
       end
       return 200, ""
     end) },

@@ -27,6 +27,14 @@ local function epoch_of(s)
 end
 M.epoch_of = epoch_of
 
+-- The supported range of instants (years 1 to 9999 in UTC, as for due_at): PostgreSQL's
+-- timestamptz refuses year 0, so an instant outside it would fail the schedule's insert
+-- and dead-letter the task's event.
+local function in_range(t)
+  local recurrence = require "recurrence"
+  return t >= recurrence.EPOCH_MIN and t <= recurrence.EPOCH_MAX
+end
+
 --- The name of a reminder within its task (stable across edits of other fields).
 -- @tparam table r a clean reminder
 -- @treturn string `at:<instant as given>` or `before:<duration>`
@@ -68,9 +76,14 @@ function M.check(list, due)
     local clean, count = nil, 0
     for k, v in pairs(r) do
       if k == "at" then
-        if not epoch_of(v) then
+        local t = epoch_of(v)
+        if not t then
           return nil, where .. ".at must be an RFC 3339 instant with an offset, like 2026-05-01T09:00:00+02:00",
             "invalid_field", where .. ".at"
+        end
+        if not in_range(t) then
+          return nil, where .. ".at must be within the supported range, from 0001-01-01T00:00:00Z to "
+            .. "9999-12-31T23:59:59Z", "invalid_field", where .. ".at"
         end
         clean, count = { at = v }, count + 1
       elseif k == "before" then
@@ -108,8 +121,25 @@ function M.needs_due(list)
   return nil
 end
 
+--- The first offset reminder whose instant leaves the supported range (an offset before
+-- a due time early in year 1), for the API to refuse with 422.
+-- @tparam table list clean reminders
+-- @tparam string due the due time (RFC 3339)
+-- @tparam[opt] string zone the task's zone (UTC when nil)
+-- @treturn integer|nil the index of that reminder, or nil
+function M.out_of_range(list, due, zone)
+  local t = epoch_of(due)
+  if not t then return nil end
+  for i, r in ipairs(list) do
+    local d = r.before and duration.parse(r.before)
+    if d and not in_range(duration.shift(t, d, -1, zone)) then return i end
+  end
+  return nil
+end
+
 --- The instants a task's reminders name, skipping entries that are not valid reminders
--- (the schedule never fails on a bad stored value).
+-- and instants outside the supported range (an offset before a due time in year 1): the
+-- schedule never fails on a bad stored value.
 -- @tparam table task a task as in events (`due_at`, `tz`, `reminders`)
 -- @treturn table array of `{key = string, at = epoch seconds}`
 function M.instants(task)
@@ -137,7 +167,7 @@ function M.instants(task)
           key = "before:" .. r.before
         end
       end
-      if at and not seen[key] then
+      if at and in_range(at) and not seen[key] then
         seen[key] = true
         out[#out + 1] = { key = key, at = at }
       end

@@ -374,6 +374,17 @@ function M.task_input(body, mode)
     return nil, "reminders[" .. offset .. "].before needs a due time: send due_at too, or use {\"at\": ...}",
       "reminder_needs_due", "reminders[" .. offset .. "].before"
   end
+  -- ... and, with the due time in the body, must stay within the supported range (a
+  -- PATCH leaving the due time as it is: the schedule skips such an instant).
+  if offset and type(out.due_at) == "string" then
+    local zone = type(out.tz) == "string" and out.tz or nil
+    local bad = require("reminders").out_of_range(out.reminders, out.due_at, zone)
+    if bad then
+      return nil, "reminders[" .. bad .. "].before puts the reminder before 0001-01-01T00:00:00Z, the start of "
+        .. "the supported range: use a shorter offset or {\"at\": ...}", "invalid_field",
+        "reminders[" .. bad .. "].before"
+    end
+  end
   return out
 end
 

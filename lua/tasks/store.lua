@@ -47,14 +47,27 @@ local FIELD_TYPES = {
 -- SET fragments for the writable fields present in `fields` (clean values from schema),
 -- and the names of those fields with each one's new value as SQL (`$n::type`), to tell
 -- which of them a row does not hold yet.
+-- A recurrence without its own tz follows the task's zone, and is answered with the zone it
+-- resolves to; sent back with that very zone it keeps following (stored without tz), so
+-- that a task PATCHed with the recurrence it was returned with is not changed.
+local function recurrence_value(ref, zone_after)
+  return "CASE WHEN NOT (tasks.recurrence ? 'tz') AND " .. ref .. "::jsonb->>'tz' = coalesce(" .. zone_after
+    .. ", 'UTC') THEN " .. ref .. "::jsonb - 'tz' ELSE " .. ref .. "::jsonb END"
+end
+
 local function set_clause(fields, p)
   local sets, new = {}, {}
+  local zone_after = "tasks.tz"
   for _, ft in ipairs(FIELD_TYPES) do
     local name, sql_type = ft[1], ft[2]
     local v = fields[name]
     if v ~= nil then
       if name == "tags" then v = pg.array(v) end
       local value = p(v) .. "::" .. sql_type
+      if name == "tz" then zone_after = value end
+      if name == "recurrence" and type(v) == "table" and v.tz ~= nil then
+        value = recurrence_value(value:match("^(%$%d+)"), zone_after)
+      end
       new[#new + 1] = { name = name, value = value }
       sets[#sets + 1] = name .. " = " .. value
       if name == "completed" then

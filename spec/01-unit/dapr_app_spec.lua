@@ -1,6 +1,7 @@
 -- The Dapr driver's pure parts: the /dapr/subscribe list, delivery decoding, the
 -- SUCCESS / RETRY / DROP combination, the token check and the publish status
--- classification (contract sections 1, 2a, 3, 9). No sidecar, no database.
+-- classification (contract sections 1, 2a, 3, 9), and the cron binding's failing tick
+-- (one error code, internal_error). No sidecar, no database.
 local json = require "json"
 local dapr = require "bus.drivers.dapr"
 local app = require "bus.dapr_app"
@@ -168,5 +169,21 @@ describe("bus.drivers.dapr", function()
   it("refuses an event without an id", function()
     assert.has_error(function() dapr.publish("t", { type = "x" }) end)
     assert.has_error(function() dapr.publish("bad/topic", { id = UUID }) end)
+  end)
+end)
+
+describe("bus.cron", function()
+  it("answers a failing tick 500 with the one internal_error code, the cause only logged", function()
+    local cron = require "bus.cron"
+    local post
+    for _, r in ipairs(cron.routes("tick-x", function() error("secret-cause") end)) do
+      if r.method == "POST" then post = r.handler end
+    end
+    local status, body = post { headers = {} }
+    assert.are.equal(500, status)
+    assert.are.equal("internal_error", body.error.code)
+    assert.is_nil(body.error.message:find("secret-cause", 1, true))
+    local ok_status = select(1, cron.routes("tick-y", function() end)[2].handler { headers = {} })
+    assert.are.equal(200, ok_status)
   end)
 end)

@@ -107,6 +107,28 @@ describe("reminders.instants", function()
   end)
 end)
 
+describe("reminders within years 1 to 9999", function()
+  it("refuses an instant outside the range and names an offset that leaves it", function()
+    local ok, msg, code, field = reminders.check({ { at = "0001-01-01T00:00:00+05:00" } }, nil)
+    assert.are.same({ nil, "invalid_field", "reminders[1].at" }, { ok, code, field })
+    assert.truthy(msg:find("supported range", 1, true), msg)
+    assert.is_nil((reminders.check({ { at = "9999-12-31T23:59:59-05:00" } }, nil)))
+    assert.truthy(reminders.check({ { at = "0001-01-01T00:00:00Z" }, { at = "9999-12-31T23:59:59Z" } }, nil))
+    local list = { { at = "2026-01-01T00:00:00Z" }, { before = "PT10M" }, { before = "PT1H" } }
+    assert.are.equal(3, reminders.out_of_range(list, "0001-01-01T00:30:00Z"))
+    assert.is_nil(reminders.out_of_range(list, "0001-01-01T01:00:00Z"))
+    -- in the task's zone: one day before noon on 1 January in Berlin is still year 0 in UTC
+    assert.are.equal(1, reminders.out_of_range({ { before = "P1D" } }, "0001-01-01T12:00:00+01:00", "Europe/Berlin"))
+  end)
+
+  it("names no instant outside the range (the schedule skips it)", function()
+    local got = reminders.instants { due_at = "0001-01-01T00:30:00Z",
+      reminders = { { before = "PT1H" }, { before = "PT10M" }, { at = "0001-01-01T00:00:00+05:00" } } }
+    assert.are.equal(1, #got)
+    assert.are.equal("before:PT10M", got[1].key)
+  end)
+end)
+
 describe("notification webhook URLs", function()
   local saved = os.getenv
   local env = {}

@@ -500,7 +500,7 @@ describe("authorization matrix", function()
     end)
   end
 
-  it("refuses read-only fields in create and update bodies with 422 read_only_field", function()
+  it("refuses read-only fields in create, update and bulk update bodies with 422 read_only_field", function()
     local target = create(A, { title = "alpha secret read-only" })
     local values = { user_id = B, version = 99, id = "11111111-1111-4111-8111-111111111111",
       created_at = "2000-01-01T00:00:00Z", completed_at = "2000-01-01T00:00:00Z",
@@ -513,6 +513,10 @@ describe("authorization matrix", function()
         s, b = req("PATCH", "/api/tasks/" .. target.id, tok(A), { title = "y", [field] = v })
         assert.are.equal(422, s, field)
         assert.are.same({ "read_only_field", field }, { b.error.code, b.error.field })
+        s, b = req("POST", "/api/tasks/bulk", tok(A), { action = "update", ids = { target.id },
+          changes = { title = "y", [field] = v } })
+        assert.are.equal(422, s, field)
+        assert.are.same({ "read_only_field", "changes." .. field }, { b.error.code, b.error.field })
         -- bob cannot hand a task to alice either
         s = req("POST", "/api/tasks", tok(B), { title = "gift", user_id = A })
         assert.are.equal(422, s)

@@ -131,3 +131,36 @@ describe("MCP endpoint", function()
     assert.is_nil(host:log():find('"level":"error"', 1, true), host:log():sub(-3000))
   end)
 end)
+
+describe("MCP tool errors from the database", function()
+  local host
+  local token = h.token("mcp-db")
+
+  lazy_setup(function()
+    host = h.start({ bundles = { "services/api", "services/chat" } })
+    -- a failure on the database's side for one title (not a value it refuses, class XX)
+    h.psql([[CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF lower(NEW.title) = 'boom' THEN RAISE EXCEPTION 'secret-internals' USING ERRCODE = 'XX000'; END IF;
+      RETURN NEW; END $$;
+      CREATE TRIGGER boom BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION boom();]], host.database_url)
+  end)
+  lazy_teardown(function() if host then host:stop() end end)
+
+  it("answer internal_error, the REST code, and never the database's text (it is logged)", function()
+    local s, b = host:request("POST", "/mcp", { token = token,
+      headers = { ["Content-Type"] = "application/json", ["Accept"] = "application/json, text/event-stream" },
+      body = json.encode { jsonrpc = "2.0", id = 1, method = "tools/call",
+        params = { name = "add_task", arguments = { title = "boom" } } } })
+    assert.equal(200, s)
+    assert.is_true(b.result.isError)
+    assert.equal("internal_error", b.result.structuredContent.error.code)
+    local text = json.encode(b)
+    assert.is_nil(text:find("secret-internals", 1, true), text)
+    assert.is_nil(text:find("XX000", 1, true), text)
+    -- the chat says so in its words, without the database's either
+    local cs, cb = host:request("POST", "/api/chat", { token = token, body = { message = "add boom" } })
+    assert.equal(200, cs, json.encode(cb))
+    assert.is_nil(json.encode(cb):find("secret-internals", 1, true), json.encode(cb))
+    assert.truthy(host:log():find("secret-internals", 1, true))
+  end)
+end)

@@ -66,6 +66,27 @@ describe("reminders on tasks", function()
     assert.are.equal(before, h.psql("SELECT count(*) FROM tasks", host.database_url))
   end)
 
+  it("keeps reminders within years 1 to 9999: 422 for an instant or an offset leaving it", function()
+    local before = h.psql("SELECT count(*) FROM tasks", host.database_url)
+    local cases = {
+      { "9999-12-31T23:00:00Z", { { at = "9999-12-31T23:59:59-05:00" } }, "reminders[1].at" },
+      { "0001-01-01T09:00:00Z", { { at = "0001-01-01T00:00:00+05:00" } }, "reminders[1].at" },
+      { "0001-01-01T00:30:00Z", { { before = "PT15M" }, { before = "PT1H" } }, "reminders[2].before" },
+      { "0001-01-01T12:00:00+01:00", { { before = "P1D" } }, "reminders[1].before" },
+    }
+    for _, c in ipairs(cases) do
+      local s, body = req("POST", "/api/tasks", { title = "t", due_at = c[1], reminders = c[2] })
+      assert.are.equal(422, s, json.encode(c))
+      assert.are.same({ "invalid_field", c[3] }, { body.error.code, body.error.field }, json.encode(body))
+      assert.truthy(body.error.message:find("supported range", 1, true), body.error.message)
+    end
+    assert.are.equal(before, h.psql("SELECT count(*) FROM tasks", host.database_url))
+    -- the edges themselves are fine
+    local s, t = req("POST", "/api/tasks", { title = "t", due_at = "0001-01-01T01:00:00Z",
+      reminders = { { before = "PT1H" }, { at = "9999-12-31T23:59:59Z" } } })
+    assert.are.equal(201, s, json.encode(t))
+  end)
+
   it("checks an offset against the task's due time on PATCH, with no partial write", function()
     local _, plain = req("POST", "/api/tasks", { title = "no due" })
     local s, body = req("PATCH", "/api/tasks/" .. plain.id, { title = "renamed", reminders = { { before = "PT5M" } } })

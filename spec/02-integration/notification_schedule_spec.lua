@@ -112,6 +112,23 @@ describe("reminder scheduler", function()
     assert.are.equal(0, n.count(host, t.id))
   end)
 
+  it("skips an offset that would fall before year 1 instead of failing the task's event", function()
+    -- the API refuses such an offset beside a due_at in the body; a PATCH of the reminders
+    -- alone leaves the instant to the schedule, which must not park or dead-letter it
+    local t = n.task(host, "sched-edge", { title = "t", due_at = "0001-01-01T00:30:00Z" })
+    local s, got = host:request("PATCH", "/api/tasks/" .. t.id, { token = h.token("sched-edge"),
+      body = { reminders = { { before = "PT1H" }, { before = "PT10M" } } } })
+    assert.are.equal(200, s, require("json").encode(got))
+    local later = n.task(host, "sched-edge", { title = "later", due_at = n.iso(os.time() + 3600),
+      reminders = { { before = "PT5M" } } })
+    assert.truthy(n.caught_up(host))
+    assert.are.equal("0", h.psql("SELECT count(*) FROM bus_parked WHERE grp = 'notification'", host.database_url))
+    assert.are.equal("0", h.psql("SELECT count(*) FROM bus_dead_letters WHERE grp = 'notification'",
+      host.database_url))
+    assert.are.equal("1", h.psql("SELECT count(*) FROM reminder_schedule WHERE task_id = '" .. later.id .. "'",
+      host.database_url))
+  end)
+
   it("handles a redelivered event and an older version without firing twice", function()
     local now = os.time()
     local t = n.task(host, "sched-e", { title = "t", due_at = n.iso(now + 2), reminders = { { before = "PT1S" } } })

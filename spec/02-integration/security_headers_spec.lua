@@ -39,7 +39,8 @@ describe("security headers", function()
   local host
 
   lazy_setup(function()
-    host = h.start { bundles = { "spec/fixtures/hello" }, no_database = true, env = { MAX_BODY_BYTES = 64 } }
+    host = h.start { bundles = { "spec/fixtures/hello" }, no_database = true, env = { MAX_BODY_BYTES = 64,
+      MAX_HEADER_BYTES = 2048, HEADER_TIMEOUT_MS = 300 } }
   end)
   lazy_teardown(function() if host then host:stop() end end)
 
@@ -55,6 +56,13 @@ describe("security headers", function()
     { "a wrong method", "DELETE /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405 },
     { "a body too large", "POST /echo/a/b HTTP/1.1\r\nHost: x\r\nContent-Length: 999\r\n\r\n", 413 },
     { "malformed HTTP", "GET /hello HTTP/1.1\r\n\r\n", 400 },
+    { "headers over the limit", "GET /hello HTTP/1.1\r\nHost: x\r\nFoo: " .. string.rep("a", 4000)
+        .. "\r\n\r\n", 431 },
+    { "headers not complete in time", "GET /hello HTTP/1.1\r\nHost: x\r\n", 408 },
+    { "an unknown transfer coding", "POST /echo/a/b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501 },
+    { "an unsupported version", "GET /hello HTTP/1.2\r\nHost: x\r\n\r\n", 505 },
+    { "an unknown expectation", "POST /echo/a/b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+        .. "Expect: teapot\r\n\r\nab", 417 },
   }
   for _, case in ipairs(cases) do
     it("are on " .. case[1], function()

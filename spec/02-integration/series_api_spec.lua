@@ -2,6 +2,7 @@
 -- phrases, the stored and returned shape), the due_at requirement, the preview route and
 -- the scope of DELETE. The spawning of next occurrences is in series_events_spec.lua.
 local h = require "spec.helpers"
+local json = require "json"
 
 local uid = h.uid
 
@@ -70,6 +71,23 @@ describe("series: the Task API", function()
       assert.are.equal(200, status, got.error and got.error.message)
       assert.are.same(task.recurrence, got.recurrence)
       assert.are.equal(1, got.occurrence_index)
+      -- sent back alone, the recurrence (its zone the task's, or UTC) changes nothing, and
+      -- still follows the task's zone afterwards
+      for _, tz in ipairs { json.null, "Europe/Berlin" } do
+        local t = create({ title = "round trip", due_at = "2026-05-04T09:00:00Z", tz = tz,
+          recurrence = { phrase = "every weekday" } })
+        status, got = req("PATCH", "/api/tasks/" .. t.id, { recurrence = t.recurrence })
+        assert.are.equal(200, status, got.error and got.error.message)
+        assert.are.same({ 1, t.updated_at }, { got.version, got.updated_at })
+        _, got = req("PATCH", "/api/tasks/" .. t.id, { tz = "Asia/Tokyo" })
+        assert.are.equal("Asia/Tokyo", got.recurrence.tz)
+      end
+      -- the zone sent with a new tz for the task pins it when it differs, follows when equal
+      local t = create({ title = "round trip", due_at = "2026-05-04T09:00:00Z", recurrence = { rule = "FREQ=DAILY" } })
+      local _, pinned = req("PATCH", "/api/tasks/" .. t.id, { tz = "Europe/Paris", recurrence = t.recurrence })
+      assert.are.equal("UTC", pinned.recurrence.tz)
+      _, got = req("PATCH", "/api/tasks/" .. t.id, { tz = "Asia/Tokyo" })
+      assert.are.equal("UTC", got.recurrence.tz)
     end)
 
     it("says plainly what to send for a UTC offset as tz and for a recurrence sent as text", function()
@@ -164,7 +182,6 @@ describe("series: the Task API", function()
       local plain = create({ title = "no due" })
       refused("due_at", req("PATCH", "/api/tasks/" .. plain.id, { recurrence = { rule = "FREQ=DAILY" } }))
       -- clearing both is fine
-      local json = require "json"
       local status, got = req("PATCH", "/api/tasks/" .. task.id, { due_at = json.null, recurrence = json.null })
       assert.are.equal(200, status, got.error and got.error.message)
     end)

@@ -24,7 +24,19 @@ local function fail(message, code, field)
   return { error = { code = code or "invalid_field", message = message, field = field } }
 end
 
+-- A repository failure as a tool error. The database's own text is logged, never
+-- answered (a tool error reaches the user in chat and the model over MCP): a failure on
+-- our side is `internal_error` and an unreachable database `unavailable`, the codes and
+-- wording of the REST API (lua/web/errors.lua, docs/api.md).
 local function repo_fail(message, code, detail)
+  if code == nil or code == "internal" then
+    require("log").error("task tool failed", { cause = tostring(message) })
+    return fail("something went wrong on our side; please try again", "internal_error")
+  end
+  if code == "unavailable" then
+    require("log").warn("database unavailable", { cause = tostring(message) })
+    return fail("the service cannot reach its database right now; retry shortly", "unavailable")
+  end
   return fail(message, code, type(detail) == "string" and detail or nil)
 end
 
