@@ -194,7 +194,7 @@ class Writer(threading.Thread):
         self.deadline = deadline     # reminders are set to fire before it
         self.reminders = {}          # task id -> remind_at, of tasks left alone afterwards
         self.acked = {}        # task id -> {"version", "title", "deleted"}
-        self.unanswered = {}   # task id -> [(kind, status)]: writes after its last acknowledged one
+        self.unanswered = {}   # task id -> [(kind, status, time)]: writes after its last acknowledged one
         #                        that got no 2xx nor 4xx (no answer, a cut, a 503): committed or not,
         #                        nobody can tell (the checks accept either outcome, see verdict)
         self.live = []         # ids this writer may still change (no unanswered write on them)
@@ -215,7 +215,7 @@ class Writer(threading.Thread):
     def fail(self, tid=None, kind=None, status=None):
         self.ops["failed"] += 1
         if tid is not None and (status is None or status >= 500):
-            self.unanswered.setdefault(tid, []).append((kind, status))
+            self.unanswered.setdefault(tid, []).append((kind, status, round(time.time(), 2)))
         if tid in self.live:
             self.live.remove(tid)   # its state is unknown now: leave it alone
         time.sleep(0.05)
@@ -438,7 +438,7 @@ def verdict(a, unanswered, got, deleted_version):
     "unanswered delete committed".
 
     a: what was acknowledged ({"version", "title", "deleted"}); unanswered: the writes on the
-    task after it that got no 2xx nor 4xx, [(kind, status)]; got: the row, (version, title)
+    task after it that got no 2xx nor 4xx, [(kind, status, time sent)]; got: the row, (version, title)
     or None; deleted_version: the version in the task's task.deleted event in the outbox, or
     None. A write whose answer was lost (SIGKILL of the api between COMMIT and the answer,
     PostgreSQL stopped after it flushed the COMMIT but before the answer left: the host sees
@@ -450,7 +450,7 @@ def verdict(a, unanswered, got, deleted_version):
     if a["deleted"]:
         return "ok" if got is None else "lost"
     if got is None:
-        if (any(kind == "delete" for kind, _ in unanswered) and deleted_version is not None
+        if (any(u[0] == "delete" for u in unanswered) and deleted_version is not None
                 and deleted_version >= a["version"]):
             return "unanswered delete committed"
         return "lost"
@@ -645,7 +645,8 @@ def main():
                                                         time.time()))
             stack.kill(what)
         elif kind == "pg":
-            log("%5.1f s  PostgreSQL: immediate stop for %d s" % (time.time() - t_start, DB_DOWN_SECONDS))
+            log("%5.1f s  PostgreSQL: immediate stop for %d s at %.2f" % (time.time() - t_start, DB_DOWN_SECONDS,
+                                                                         time.time()))
             pg_outage(stack, tokens[users[0]], clients, report)
             log("        back: API serving after %s s, events reach WebSocket clients after %s s"
                 % (report.get("recovery_seconds"), report.get("event_recovery_seconds")))

@@ -173,7 +173,7 @@ sys.path.insert(0, "scripts")
 import chaos
 for a, unanswered, got, deleted, want in json.load(open(sys.argv[1])):
     got = tuple(got) if got else None
-    v = chaos.verdict(a, [tuple(u) + (None,) * (2 - len(u)) for u in unanswered], got, deleted)
+    v = chaos.verdict(a, [tuple(u) + (None,) * (3 - len(u)) for u in unanswered], got, deleted)
     print("%s %r %r %r %r -> %s" % ("ok" if v == want else "WRONG", a, unanswered, got, deleted, v))
 ]]) .. " " .. path)
     os.remove(path)
