@@ -476,14 +476,16 @@ def check_all(stack, writers, clients, report, outage=True):
             continue
         rows = {r[0]: (int(r[1]), r[2]) for r in stack.sql(
             "SELECT id, version, title FROM tasks WHERE user_id = '%s'" % w.user)}
-        deleted = {r[0]: int(r[1]) for r in stack.sql(
-            """SELECT event->>'subject', max((event->'data'->>'version')::integer) FROM bus_outbox
+        # task id -> (version, when its transaction began) of its task.deleted event
+        deleted = {r[0]: (int(r[1]), float(r[2])) for r in stack.sql(
+            """SELECT event->>'subject', max((event->'data'->>'version')::integer),
+                      round(extract(epoch FROM max(created_at))::numeric, 3) FROM bus_outbox
                WHERE topic = 'task-events' AND key = '%s' AND event->>'type' = 'task.deleted'
                GROUP BY 1""" % w.user)}
         for tid, a in w.acked.items():
             acked += 1
             got = rows.get(tid)
-            v = verdict(a, w.unanswered.get(tid, []), got, deleted.get(tid))
+            v = verdict(a, w.unanswered.get(tid, []), got, deleted.get(tid, (None,))[0])
             if v == "lost":
                 lost += 1
                 print("  lost: task %s acknowledged %r, database has %r; then unanswered: %r; "
@@ -491,8 +493,9 @@ def check_all(stack, writers, clients, report, outage=True):
                                                             deleted.get(tid)), flush=True)
             elif v == "unanswered delete committed":
                 committed_unanswered += 1
-                print("  note: task %s: its delete got no 2xx (%r) but committed (task.deleted at version %d)"
-                      % (tid, w.unanswered[tid], deleted[tid]), flush=True)
+                print("  note: task %s: its delete got no 2xx (%r: kind, status, sent at) but committed "
+                      "(task.deleted at version %d, its transaction began at %.3f)"
+                      % (tid, w.unanswered[tid], deleted[tid][0], deleted[tid][1]), flush=True)
     ops = sum(w.ops["acked"] for w in writers)
     unanswered = sum(len(k) for w in writers for k in w.unanswered.values())
     check("acknowledged writes lost = 0", lost == 0,
