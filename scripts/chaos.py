@@ -194,15 +194,17 @@ class Writer(threading.Thread):
         self.deadline = deadline     # reminders are set to fire before it
         self.reminders = {}          # task id -> remind_at, of tasks left alone afterwards
         self.acked = {}        # task id -> {"version", "title", "deleted"}
-        self.unanswered = {}   # task id -> [(kind, status, time)]: writes after its last acknowledged one
+        self.unanswered = {}   # task id -> [(kind, status, time sent)]: writes after its last acknowledged one
         #                        that got no 2xx nor 4xx (no answer, a cut, a 503): committed or not,
         #                        nobody can tell (the checks accept either outcome, see verdict)
         self.live = []         # ids this writer may still change (no unanswered write on them)
         self.recurring = []    # ids of pending recurring occurrences created here
         self.ops = {"acked": 0, "failed": 0}
         self.pause = 0.02      # seconds between two writes (scripts/soak paces its own)
+        self.sent_at = None    # when the last request was sent
 
     def call(self, method, path, body=None):
+        self.sent_at = round(time.time(), 3)
         try:
             return http(method, self.stack.ports["api"], path, self.token, body)
         except OSError:
@@ -215,7 +217,7 @@ class Writer(threading.Thread):
     def fail(self, tid=None, kind=None, status=None):
         self.ops["failed"] += 1
         if tid is not None and (status is None or status >= 500):
-            self.unanswered.setdefault(tid, []).append((kind, status, round(time.time(), 2)))
+            self.unanswered.setdefault(tid, []).append((kind, status, self.sent_at))
         if tid in self.live:
             self.live.remove(tid)   # its state is unknown now: leave it alone
         time.sleep(0.05)
@@ -493,7 +495,7 @@ def check_all(stack, writers, clients, report, outage=True):
                                                             deleted.get(tid)), flush=True)
             elif v == "unanswered delete committed":
                 committed_unanswered += 1
-                print("  note: task %s: its delete got no 2xx (%r: kind, status, sent at) but committed "
+                print("  note: task %s: its delete got no 2xx (%r: kind, status, time sent) but committed "
                       "(task.deleted at version %d, its transaction began at %.3f)"
                       % (tid, w.unanswered[tid], deleted[tid][0], deleted[tid][1]), flush=True)
     ops = sum(w.ops["acked"] for w in writers)
