@@ -646,11 +646,11 @@ def main():
     for (kind, what), at in zip(faults, times):
         time.sleep(max(0, t_start + at - time.time(), last_end + 1.5 - time.time()))
         if kind == "kill":
-            log("%5.1f s  SIGKILL %s (pid %d) at %.2f" % (time.time() - t_start, what, stack.procs[what].pid,
+            log("%5.1f s  SIGKILL %s (pid %d) at %.3f" % (time.time() - t_start, what, stack.procs[what].pid,
                                                         time.time()))
             stack.kill(what)
         elif kind == "pg":
-            log("%5.1f s  PostgreSQL: immediate stop for %d s at %.2f" % (time.time() - t_start, DB_DOWN_SECONDS,
+            log("%5.1f s  PostgreSQL: immediate stop for %d s at %.3f" % (time.time() - t_start, DB_DOWN_SECONDS,
                                                                          time.time()))
             pg_outage(stack, tokens[users[0]], clients, report)
             log("        back: API serving after %s s, events reach WebSocket clients after %s s"
