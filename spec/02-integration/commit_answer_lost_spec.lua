@@ -72,6 +72,7 @@ describe("a write whose COMMIT's answer is lost", function()
         return count(db, [[SELECT count(*) FROM bus_cursors c JOIN bus_partitions p USING (topic, part)
           WHERE NOT c.broadcast AND c.seq < p.last_seq]]) == 0
       end, 10), "the consumers did not catch up")
+      h.sleep(0.3) -- and the pump's last look for more has committed: it waits on LISTEN
       return b
     end
 
