@@ -194,12 +194,17 @@ class Writer(threading.Thread):
         self.deadline = deadline     # reminders are set to fire before it
         self.reminders = {}          # task id -> remind_at, of tasks left alone afterwards
         self.acked = {}        # task id -> {"version", "title", "deleted"}
+        self.unanswered = {}   # task id -> [(kind, status, time sent)]: writes after its last acknowledged one
+        #                        that got no 2xx nor 4xx (no answer, a cut, a 503): committed or not,
+        #                        nobody can tell (the checks accept either outcome, see verdict)
         self.live = []         # ids this writer may still change (no unanswered write on them)
         self.recurring = []    # ids of pending recurring occurrences created here
         self.ops = {"acked": 0, "failed": 0}
         self.pause = 0.02      # seconds between two writes (scripts/soak paces its own)
+        self.sent_at = None    # when the last request was sent
 
     def call(self, method, path, body=None):
+        self.sent_at = round(time.time(), 3)
         try:
             return http(method, self.stack.ports["api"], path, self.token, body)
         except OSError:
@@ -209,8 +214,10 @@ class Writer(threading.Thread):
         self.acked[task["id"]] = {"version": task["version"], "title": task["title"], "deleted": deleted}
         self.ops["acked"] += 1
 
-    def fail(self, tid=None):
+    def fail(self, tid=None, kind=None, status=None):
         self.ops["failed"] += 1
+        if tid is not None and (status is None or status >= 500):
+            self.unanswered.setdefault(tid, []).append((kind, status, self.sent_at))
         if tid in self.live:
             self.live.remove(tid)   # its state is unknown now: leave it alone
         time.sleep(0.05)
@@ -252,18 +259,21 @@ class Writer(threading.Thread):
                 if s == 200:
                     self.record(b["task"] if "task" in b else b)
                 else:
-                    self.fail()
+                    self.fail(tid, "complete", s)
             else:
                 tid = self.rng.choice(self.live)
                 if r < 0.8:
+                    kind = "update"
                     s, b = self.call("PATCH", "/api/tasks/" + tid, {"title": "%s-%d-renamed" % (self.user, n)})
                     ok = s == 200
                 elif r < 0.9:
+                    kind = "complete"
                     s, b = self.call("POST", "/api/tasks/%s/complete" % tid)
                     ok = s == 200
                     if ok and "task" in b:
                         b = b["task"]
                 else:
+                    kind = "delete"
                     s, b = self.call("DELETE", "/api/tasks/" + tid)
                     ok = s in (200, 204)
                     if ok:
@@ -275,7 +285,7 @@ class Writer(threading.Thread):
                 if ok:
                     self.record(b)
                 else:
-                    self.fail(tid)
+                    self.fail(tid, kind, s)
             time.sleep(self.pause)
 
 
@@ -425,6 +435,32 @@ def pg_outage(stack, token, ws_clients, report):
 
 # ---------------------------------------------------------------- checks
 
+def verdict(a, unanswered, got, deleted_version):
+    """One task's last acknowledged write against the database: "ok", "lost", or
+    "unanswered delete committed".
+
+    a: what was acknowledged ({"version", "title", "deleted"}); unanswered: the writes on the
+    task after it that got no 2xx nor 4xx, [(kind, status, time sent)]; got: the row, (version, title)
+    or None; deleted_version: the version in the task's task.deleted event in the outbox, or
+    None. A write whose answer was lost (SIGKILL of the api between COMMIT and the answer,
+    PostgreSQL stopped after it flushed the COMMIT but before the answer left: the host sees
+    a lost connection and answers 503) may have committed: a later version, or for a delete
+    a task that is gone. Gone is accepted only then, and only with the task.deleted event
+    the same transaction wrote, at the acknowledged version or later; anything else gone or
+    older is a lost acknowledged write.
+    """
+    if a["deleted"]:
+        return "ok" if got is None else "lost"
+    if got is None:
+        if (any(u[0] == "delete" for u in unanswered) and deleted_version is not None
+                and deleted_version >= a["version"]):
+            return "unanswered delete committed"
+        return "lost"
+    if got[0] < a["version"] or (got[0] == a["version"] and got[1] != a["title"]):
+        return "lost"
+    return "ok"
+
+
 def check_all(stack, writers, clients, report, outage=True):
     results = []
 
@@ -435,21 +471,38 @@ def check_all(stack, writers, clients, report, outage=True):
     # acknowledged writes: every one is in the database (or superseded by a later version)
     lost = 0
     acked = 0
+    committed_unanswered = 0
     for w in writers:
         ids = list(w.acked)
         if not ids:
             continue
         rows = {r[0]: (int(r[1]), r[2]) for r in stack.sql(
             "SELECT id, version, title FROM tasks WHERE user_id = '%s'" % w.user)}
+        # task id -> (version, when its transaction began) of its task.deleted event
+        deleted = {r[0]: (int(r[1]), float(r[2])) for r in stack.sql(
+            """SELECT event->>'subject', max((event->'data'->>'version')::integer),
+                      round(extract(epoch FROM max(created_at))::numeric, 3) FROM bus_outbox
+               WHERE topic = 'task-events' AND key = '%s' AND event->>'type' = 'task.deleted'
+               GROUP BY 1""" % w.user)}
         for tid, a in w.acked.items():
             acked += 1
             got = rows.get(tid)
-            if (got is not None) if a["deleted"] else (
-                    got is None or got[0] < a["version"] or (got[0] == a["version"] and got[1] != a["title"])):
+            v = verdict(a, w.unanswered.get(tid, []), got, deleted.get(tid, (None,))[0])
+            if v == "lost":
                 lost += 1
-                print("  lost: task %s acknowledged %r, database has %r" % (tid, a, got), flush=True)
+                print("  lost: task %s acknowledged %r, database has %r; then unanswered: %r; "
+                      "task.deleted event at version %r" % (tid, a, got, w.unanswered.get(tid, []),
+                                                            deleted.get(tid)), flush=True)
+            elif v == "unanswered delete committed":
+                committed_unanswered += 1
+                print("  note: task %s: its delete got no 2xx (%r: kind, status, time sent) but committed "
+                      "(task.deleted at version %d, its transaction began at %.3f)"
+                      % (tid, w.unanswered[tid], deleted[tid][0], deleted[tid][1]), flush=True)
     ops = sum(w.ops["acked"] for w in writers)
-    check("acknowledged writes lost = 0", lost == 0, "%d lost of %d writes (%d tasks)" % (lost, ops, acked))
+    unanswered = sum(len(k) for w in writers for k in w.unanswered.values())
+    check("acknowledged writes lost = 0", lost == 0,
+          "%d lost of %d writes (%d tasks); %d writes on them unanswered, %d of them deletes that committed"
+          % (lost, ops, acked, unanswered, committed_unanswered))
 
     # every task event processed exactly once by each consumer group
     outbox = int(stack.sql("SELECT count(*) FROM bus_outbox WHERE topic = 'task-events'")[0][0])
@@ -593,11 +646,12 @@ def main():
     for (kind, what), at in zip(faults, times):
         time.sleep(max(0, t_start + at - time.time(), last_end + 1.5 - time.time()))
         if kind == "kill":
-            log("%5.1f s  SIGKILL %s (pid %d) at %.2f" % (time.time() - t_start, what, stack.procs[what].pid,
+            log("%5.1f s  SIGKILL %s (pid %d) at %.3f" % (time.time() - t_start, what, stack.procs[what].pid,
                                                         time.time()))
             stack.kill(what)
         elif kind == "pg":
-            log("%5.1f s  PostgreSQL: immediate stop for %d s" % (time.time() - t_start, DB_DOWN_SECONDS))
+            log("%5.1f s  PostgreSQL: immediate stop for %d s at %.3f" % (time.time() - t_start, DB_DOWN_SECONDS,
+                                                                         time.time()))
             pg_outage(stack, tokens[users[0]], clients, report)
             log("        back: API serving after %s s, events reach WebSocket clients after %s s"
                 % (report.get("recovery_seconds"), report.get("event_recovery_seconds")))

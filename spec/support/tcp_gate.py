@@ -6,7 +6,12 @@ forwards 127.0.0.1:LISTEN_PORT to 127.0.0.1:TARGET_PORT and prints "ready" once 
 listens. On SIGUSR1 it cuts every forwarded connection and stops listening (new
 connections are refused) for SHUT_SECONDS, then listens again, as a database that was
 stopped and started again, and prints "open <unix time>" (when connections are accepted
-again: what recovery times are measured from). Not PostgreSQL: it only moves bytes.
+again: what recovery times are measured from). Not PostgreSQL: it only moves bytes, with
+one exception: on SIGUSR2 it arms a cut at the next COMMIT's answer: the first
+server-to-client chunk that holds the CommandComplete message of a COMMIT is not forwarded
+and that connection is cut, so the transaction is committed and its client never learns it
+(an answer lost between the database and the host, as when PostgreSQL is stopped right
+after flushing a commit).
 """
 import asyncio
 import signal
@@ -16,13 +21,23 @@ import time
 listen_port, target_port, shut_seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 conns = set()
 server = None
+armed = False
+# CommandComplete ('C', length 11 = 4 + len("COMMIT\0")) with the tag COMMIT
+COMMIT_DONE = b"C\x00\x00\x00\x0bCOMMIT\x00"
 
 
-async def pipe(reader, writer):
+async def pipe(reader, writer, pair=None):
+    global armed
     try:
         while True:
             data = await reader.read(65536)
             if not data:
+                break
+            if pair is not None and armed and COMMIT_DONE in data:
+                armed = False
+                for w in pair:
+                    w.transport.abort()
+                print("cut at a COMMIT's answer", flush=True)
                 break
             writer.write(data)
             await writer.drain()
@@ -41,7 +56,7 @@ async def handle(creader, cwriter):
     pair = (cwriter, twriter)
     conns.add(pair)
     try:
-        await asyncio.gather(pipe(creader, twriter), pipe(treader, cwriter))
+        await asyncio.gather(pipe(creader, twriter), pipe(treader, cwriter, pair))
     finally:
         conns.discard(pair)
 
@@ -66,6 +81,12 @@ async def main():
     await listen()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGUSR1, lambda: asyncio.ensure_future(shut()))
+
+    def arm():
+        global armed
+        armed = True
+        print("armed", flush=True)
+    loop.add_signal_handler(signal.SIGUSR2, arm)
     print("ready", flush=True)
     await asyncio.Event().wait()
 
