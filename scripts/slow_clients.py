@@ -42,6 +42,9 @@ import threading
 import time
 from http.client import HTTPConnection
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from chaos import free_port  # noqa: E402  (scripts/chaos.py)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KINDS = ("header", "body", "reader", "ws")
 MIX = list(KINDS)  # the kinds the slow clients cycle through (--kinds)
@@ -49,14 +52,6 @@ MIX = list(KINDS)  # the kinds the slow clients cycle through (--kinds)
 
 def log(*a):
     print("slow-clients:", *a, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def pct(xs, q):

@@ -398,6 +398,35 @@ function M.metric(host, name, labels)
   return total
 end
 
+--- Send raw requests at once, each on its own connection from the local address `from`
+-- (any 127.x.y.z: a client address for the per-address limits); returns
+-- {status=, body=, headers=, conn=} in order. A 101 keeps its socket open as `conn`;
+-- the other connections are closed.
+function M.send_from(port, from, raws)
+  local conns, out = {}, {}
+  for i, raw in ipairs(raws) do
+    local c = socket.tcp()
+    c:settimeout(30)
+    assert(c:bind(from, 0))
+    assert(c:connect("127.0.0.1", port))
+    c:send(raw)
+    conns[i] = c
+  end
+  for i, c in ipairs(conns) do
+    local status, body, headers = read_response(c)
+    out[i] = { status = status, body = body, headers = headers }
+    if status == 101 then out[i].conn = c else c:close() end
+  end
+  return out
+end
+
+--- How many responses had each status: {[status] = count}.
+function M.tally(responses)
+  local by = {}
+  for _, r in ipairs(responses) do by[r.status] = (by[r.status] or 0) + 1 end
+  return by
+end
+
 --- Send `n` requests at once on `n` connections and wait for all answers;
 -- returns a list of {status=, body=, at=seconds since start}.
 function M.concurrent(port, n, method, path_fn, opts)

@@ -7,42 +7,19 @@
 -- affected; X-Forwarded-For counts only from a peer in TRUSTED_PROXIES.
 local h = require "spec.helpers"
 local json = require "json"
-local socket = require "socket"
 
 local uid = h.uid
 
 local next_second = h.next_second
 
--- Send raw requests at once, each on its own connection from local address `from`;
--- returns the responses in order ({status=, body=, headers=}).
-local function send_from(port, from, raws)
-  local conns, out = {}, {}
-  for i, raw in ipairs(raws) do
-    local c = socket.tcp()
-    c:settimeout(30)
-    assert(c:bind(from, 0))
-    assert(c:connect("127.0.0.1", port))
-    c:send(raw)
-    conns[i] = c
-  end
-  for i, c in ipairs(conns) do
-    local status, body, headers = h.read_response(c)
-    out[i] = { status = status, body = body, headers = headers }
-    c:close()
-  end
-  return out
-end
+local send_from = h.send_from
 
 local function get(path, token, extra)
   return "GET " .. path .. " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" ..
     (token and ("Authorization: Bearer " .. token .. "\r\n") or "") .. (extra or "") .. "\r\n"
 end
 
-local function tally(responses)
-  local by = {}
-  for _, r in ipairs(responses) do by[r.status] = (by[r.status] or 0) + 1 end
-  return by
-end
+local tally = h.tally
 
 local function burst(port, from, n, make)
   local raws = {}

@@ -7,7 +7,6 @@
 -- Clients come from different loopback addresses (all of 127/8 is this machine).
 local h = require "spec.helpers"
 local json = require "json"
-local socket = require "socket"
 
 local uid = h.uid
 local next_second = h.next_second
@@ -19,32 +18,9 @@ local function upgrade(port, token, extra)
     "Sec-WebSocket-Protocol: todo.v1, bearer." .. token .. "\r\n" .. (extra or "") .. "\r\n"
 end
 
--- Send raw upgrade requests at once, each on its own connection from local address
--- `from`; returns {status=, body=, headers=, conn=} in order (101s keep their socket
--- open, the others are closed).
-local function send_from(port, from, raws)
-  local conns, out = {}, {}
-  for i, raw in ipairs(raws) do
-    local c = socket.tcp()
-    c:settimeout(30)
-    assert(c:bind(from, 0))
-    assert(c:connect("127.0.0.1", port))
-    c:send(raw)
-    conns[i] = c
-  end
-  for i, c in ipairs(conns) do
-    local status, body, headers = h.read_response(c)
-    out[i] = { status = status, body = body, headers = headers }
-    if status == 101 then out[i].conn = c else c:close() end
-  end
-  return out
-end
+local send_from = h.send_from
 
-local function tally(responses)
-  local by = {}
-  for _, r in ipairs(responses) do by[r.status] = (by[r.status] or 0) + 1 end
-  return by
-end
+local tally = h.tally
 
 -- One masked text frame from the client (a zero mask key: legal, and the payload
 -- stays readable).
